@@ -1,0 +1,31 @@
+// The one error type of the project. `code` is a stable string that callers,
+// tests and the CLI switch on; `message` is the one line a human reads.
+
+export type SwarmErrorCode =
+  | 'ERR_BAD_ARGUMENT'       // invalid CLI flag or API argument
+  | 'ERR_NOT_A_DIRECTORY'    // a shared folder is missing or not a directory
+  | 'ERR_STATE_DIR'          // state dir cannot be created or written
+  | 'ERR_ADDRESS_IN_USE'     // the listen port is taken
+  | 'ERR_DIAL_FAILED'        // a peer could not be reached
+  | 'ERR_AUTH_FAILED'        // a peer did not prove the cluster secret
+  | 'ERR_PEER_NOT_ALLOWED'   // a peer is not on the allow-list
+  | 'ERR_PROTOCOL'           // a peer sent a malformed or hostile message
+  | 'ERR_BAD_PATH'           // a path that would escape the share (.., absolute, NUL, symlink)
+  | 'ERR_VERIFY_FAILED'      // data did not match its Merkle hash
+  | 'ERR_FILE_CHANGED'       // a file changed while it was being read
+  | 'ERR_NO_SPACE'           // disk full while receiving
+  | 'ERR_CLOSED'             // the object was closed
+  | 'ERR_TIMEOUT'            // an operation took too long
+
+export class SwarmError extends Error {
+  readonly code: SwarmErrorCode
+  constructor (code: SwarmErrorCode, message: string, options?: { cause?: unknown }) {
+    super(message, options)
+    this.code = code
+    this.name = 'SwarmError'
+  }
+}
+
+export function isSwarmError (err: unknown, code?: SwarmErrorCode): err is SwarmError {
+  return err instanceof SwarmError && (code === undefined || err.code === code)
+}
