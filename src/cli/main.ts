@@ -1,0 +1,94 @@
+// The `swarm` command: a thin layer over the library API. Parses flags, starts a node, prints
+// its events (one JSON object per line with --json, readable lines otherwise), and stops cleanly
+// on SIGINT/SIGTERM.
+import { readFileSync } from 'node:fs'
+import { parseArgs } from 'node:util'
+import { startNode, generateSecret, nodeId, type SwarmNode } from '../index.js'
+import { SwarmError } from '../errors.js'
+import { defaultStateDir } from './state-dir.js'
+
+const USAGE = `usage:
+  swarm share <dir>[=<id>]... --listen <host:port> [--peer <host:port>]... --secret <token>|--secret-file <path> [--state <dir>] [--json]
+  swarm secret
+  swarm id [--state <dir>]
+  swarm demo            (three local nodes replicating a file; see README)
+
+The cluster secret may also come from the SWARM_SECRET environment variable.`
+
+export async function main (argv: string[]): Promise<number> {
+  const [cmd, ...rest] = argv
+  switch (cmd) {
+    case 'secret': console.log(generateSecret()); return 0
+    case 'id': {
+      const { values } = parseArgs({ args: rest, options: { state: { type: 'string' } } })
+      console.log(await nodeId(values.state ?? defaultStateDir()))
+      return 0
+    }
+    case 'share': return share(rest)
+    case 'demo': return (await import('./demo.js')).demo()
+    case undefined: case 'help': case '--help': case '-h': console.log(USAGE); return cmd === undefined ? 2 : 0
+    default: console.error(`swarm: unknown command '${cmd}'\n${USAGE}`); return 2
+  }
+}
+
+function readSecret (values: { secret?: string, 'secret-file'?: string }): string {
+  if (values.secret !== undefined) return values.secret
+  if (values['secret-file'] !== undefined) {
+    try { return readFileSync(values['secret-file'], 'utf8').trim() } catch (err) {
+      throw new SwarmError('ERR_BAD_ARGUMENT', `cannot read secret file ${values['secret-file']}: ${(err as Error).message}`)
+    }
+  }
+  const env = process.env.SWARM_SECRET
+  if (env !== undefined && env !== '') return env
+  throw new SwarmError('ERR_BAD_ARGUMENT', 'no cluster secret: pass --secret, --secret-file or set SWARM_SECRET (swarm secret makes one)')
+}
+
+async function share (args: string[]): Promise<number> {
+  const { values, positionals } = parseArgs({
+    args,
+    allowPositionals: true,
+    options: {
+      listen: { type: 'string', default: '0.0.0.0:4001' },
+      peer: { type: 'string', multiple: true, default: [] },
+      secret: { type: 'string' },
+      'secret-file': { type: 'string' },
+      state: { type: 'string' },
+      json: { type: 'boolean', default: false }
+    }
+  })
+  if (positionals.length === 0) throw new SwarmError('ERR_BAD_ARGUMENT', 'swarm share needs at least one folder')
+  const shares = positionals.map(p => {
+    const eq = p.lastIndexOf('=')
+    return eq > 0 ? { dir: p.slice(0, eq), id: p.slice(eq + 1) } : { dir: p }
+  })
+  const json = values.json === true
+  const out = (event: string, fields: Record<string, unknown>, human: string) => {
+    if (json) process.stdout.write(JSON.stringify({ event, ...fields }) + '\n')
+    else process.stdout.write(`${new Date().toISOString().slice(11, 23)} ${human}\n`)
+  }
+  const node: SwarmNode = await startNode({
+    stateDir: values.state ?? defaultStateDir(),
+    secret: readSecret(values),
+    listen: values.listen,
+    peers: values.peer,
+    shares
+  }).catch((err: unknown) => { throw err })
+  out('listening', { address: node.address, peerId: node.peerId }, `listening on ${node.address} as ${node.peerId}`)
+  node.on('peer-connected', e => out('peer-connected', e, `peer connected: ${e.peerId} (${e.address})`))
+  node.on('peer-disconnected', e => out('peer-disconnected', e, `peer disconnected: ${e.peerId} (${e.reason})`))
+  node.on('file-updated', e => out('file-updated', e, `updated ${e.share}/${e.path}${e.from === node.peerId ? '' : ` from ${e.from.slice(-8)}`}`))
+  node.on('file-deleted', e => out('file-deleted', e, `deleted ${e.share}/${e.path}`))
+  node.on('conflict', e => out('conflict', e, `conflict on ${e.share}/${e.path}: other version kept as ${e.copy}`))
+  node.on('in-sync', e => out('in-sync', e, `share ${e.share} in sync, root ${e.root.slice(0, 16)}…`))
+  node.on('log', e => {
+    if (json) out('log', e, '')
+    else process.stderr.write(`${new Date().toISOString().slice(11, 23)} ${e.level}: ${e.message}\n`)
+  })
+  await new Promise<void>(resolve => {
+    const stop = () => { resolve() }
+    process.once('SIGINT', stop)
+    process.once('SIGTERM', stop)
+  })
+  await node.stop()
+  return 0
+}

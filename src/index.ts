@@ -1,0 +1,28 @@
+// The library API: everything the `swarm` command does, typed, for programs that embed the engine.
+//
+//   const node = await startNode({ stateDir, secret, listen: '0.0.0.0:4001', peers: ['10.0.0.2:4001'],
+//                                  shares: [{ dir: '/srv/uploads' }] })
+//   node.on('file-updated', e => ...); await node.addShare('/srv/media', 'media'); await node.stop()
+import { SwarmNode, type NodeOptions } from './node/node.js'
+import { loadOrCreateIdentity } from './transport/identity.js'
+import { newSecret } from './node/auth.js'
+
+export { SwarmNode, type NodeOptions, type NodeEvents, type ShareSpec } from './node/node.js'
+export { SwarmError, isSwarmError, type SwarmErrorCode } from './errors.js'
+export type { Share } from './sync/share.js'
+export type { Entry } from './sync/entry.js'
+
+/** Creates and starts a node; rejects with a SwarmError (bad folder, port in use, ...) and leaves nothing running. */
+export async function startNode (opts: NodeOptions): Promise<SwarmNode> {
+  const node = new SwarmNode(opts)
+  await node.start()
+  return node
+}
+
+/** A new random cluster secret. */
+export function generateSecret (): string { return newSecret() }
+
+/** The PeerId of the node whose state lives in `stateDir` (created on first use). */
+export async function nodeId (stateDir: string): Promise<string> {
+  return (await loadOrCreateIdentity(stateDir)).peerId
+}

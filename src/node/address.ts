@@ -1,0 +1,11 @@
+// 'host:port' parsing for --listen and --peer (IPv6 in brackets: '[::1]:4001').
+import { SwarmError } from '../errors.js'
+
+export function parseHostPort (s: string): { host: string, port: number } {
+  const m = /^\[([^\]]+)\]:(\d+)$/.exec(s) ?? /^([^:]+):(\d+)$/.exec(s)
+  const port = m === null ? NaN : Number(m[2])
+  if (m === null || !Number.isInteger(port) || port < 0 || port > 65535) {
+    throw new SwarmError('ERR_BAD_ARGUMENT', `expected host:port, got '${s}'`)
+  }
+  return { host: m[1]!, port }
+}

@@ -1,0 +1,378 @@
+// SwarmNode: one running node. It owns the transport, the sessions (one per peer), the shares,
+// the downloads in flight and the serving of pieces; the Share objects own the disk.
+//
+// Life of a change: Share commits → 'changed' → every session pumps the entries the peer has
+// not seen (small files inline) and the new root is announced → the peer's Share applies them,
+// fetching big content here through fetch() from every connected holder at once.
+import { EventEmitter } from 'node:events'
+import { createHash } from 'node:crypto'
+import * as fs from 'node:fs'
+import { join, resolve, basename } from 'node:path'
+import type { Duplex } from 'node:stream'
+import { IndexDb } from '../store/db.js'
+import { Share } from '../sync/share.js'
+import type { Entry } from '../sync/entry.js'
+import { sameLocal } from '../sync/entry.js'
+import { PeerSession, STREAM_CONTROL, STREAM_PIECES, type SessionHost } from './session.js'
+import type { Connection, Listener, Transport } from '../transport/types.js'
+import { createQuicTransport } from '../transport/quic.js'
+import { loadOrCreateIdentity, type Identity } from '../transport/identity.js'
+import { Download } from '../swarm/download.js'
+import { serveWire } from '../swarm/serve.js'
+import { FileSource, type PieceSource } from '../swarm/source.js'
+import { SwarmError } from '../errors.js'
+import type { ShareInfo, WireEntry } from '../wire/control.js'
+import { parseHostPort } from './address.js'
+
+/** Redial backoff for --peer addresses: first retry, growth, ceiling. */
+export const REDIAL_MIN_MS = 250
+export const REDIAL_MAX_MS = 5000
+/** How often the bitfield of an interrupted download is saved, at most. */
+const PARTIAL_SAVE_MS = 200
+
+export interface ShareSpec { dir: string, id?: string }
+
+export interface NodeOptions {
+  stateDir: string
+  secret: string
+  listen?: string                    // 'host:port', default '0.0.0.0:0'
+  peers?: string[]                   // 'host:port' addresses to keep dialing
+  shares?: ShareSpec[]
+  transport?: Transport              // for tests: an in-memory transport
+  identity?: Identity
+}
+
+export type NodeLogLevel = 'info' | 'warn' | 'error'
+
+export interface NodeEvents {
+  listening: [{ address: string, peerId: string }]
+  'peer-connected': [{ peerId: string, address: string }]
+  'peer-disconnected': [{ peerId: string, reason: string }]
+  'file-updated': [{ share: string, path: string, root: string, from: string }]
+  'file-deleted': [{ share: string, path: string, from: string }]
+  conflict: [{ share: string, path: string, copy: string }]
+  'in-sync': [{ share: string, root: string }]
+  log: [{ level: NodeLogLevel, message: string }]
+}
+
+export class SwarmNode extends EventEmitter<NodeEvents> implements SessionHost {
+  readonly stateDir: string
+  readonly secret: string
+  private identity!: Identity
+  private transport!: Transport
+  private listener: Listener | null = null
+  db!: IndexDb
+  readonly shares = new Map<string, Share>()
+  private readonly sessions = new Map<string, PeerSession>()
+  private readonly downloads = new Map<string, { dl: Download, done: Promise<string>, share: Share }>()
+  private readonly lastInSync = new Map<string, string>()
+  private readonly rootTimers = new Set<string>()
+  private readonly dialers: Array<{ stop: () => void }> = []
+  private stopped = false
+  private wirePeerId!: Buffer
+
+  constructor (private readonly opts: NodeOptions) {
+    super()
+    this.stateDir = resolve(opts.stateDir)
+    if (typeof opts.secret !== 'string' || opts.secret.length < 8) throw new SwarmError('ERR_BAD_ARGUMENT', 'a cluster secret of at least 8 characters is required (swarm secret makes one)')
+    this.secret = opts.secret
+  }
+
+  get peerId (): string { return this.identity.peerId }
+  /** Short id used in version vectors and conflict names. */
+  get shortId (): string { return this.identity.peerId.slice(-8) }
+  get address (): string { return this.listener === null ? '' : `${this.listener.host}:${this.listener.port}` }
+  get port (): number { return this.listener?.port ?? 0 }
+  connectedPeers (): string[] { return [...this.sessions.values()].filter(s => s.ready).map(s => s.peerId) }
+
+  log (level: NodeLogLevel, message: string): void { this.emit('log', { level, message }) }
+
+  async start (): Promise<void> {
+    // Validate every folder before anything else: a typo must not start a half-configured node.
+    const specs = (this.opts.shares ?? []).map(s => ({ dir: checkFolder(s.dir), id: s.id ?? basename(resolve(s.dir)) }))
+    const ids = new Set<string>()
+    for (const s of specs) {
+      if (ids.has(s.id)) throw new SwarmError('ERR_BAD_ARGUMENT', `two folders share the id '${s.id}'; give one of them another id with <dir>=<id>`)
+      ids.add(s.id)
+    }
+    try { fs.mkdirSync(this.stateDir, { recursive: true, mode: 0o700 }); fs.accessSync(this.stateDir, fs.constants.W_OK) } catch (err) {
+      throw new SwarmError('ERR_STATE_DIR', `state dir ${this.stateDir} is not writable: ${(err as Error).message}`)
+    }
+    this.identity = this.opts.identity ?? await loadOrCreateIdentity(this.stateDir)
+    this.wirePeerId = createHash('sha256').update(this.identity.peerId).digest().subarray(0, 20)
+    this.db = new IndexDb(this.stateDir)
+    this.transport = this.opts.transport ?? createQuicTransport(this.identity)
+    const { host, port } = parseHostPort(this.opts.listen ?? '0.0.0.0:0')
+    try {
+      this.listener = await this.transport.listen(host, port, conn => this.onConnection(conn))
+    } catch (err) {
+      this.db.close()
+      await this.transport.close()
+      throw err
+    }
+    this.emit('listening', { address: this.address, peerId: this.peerId })
+    for (const s of specs) await this.addShare(s.dir, s.id)
+    for (const p of this.opts.peers ?? []) this.dialForever(p)
+  }
+
+  async stop (): Promise<void> {
+    if (this.stopped) return
+    this.stopped = true
+    for (const d of this.dialers) d.stop()
+    for (const s of this.shares.values()) s.stop()
+    for (const { dl } of this.downloads.values()) dl.abort()
+    for (const s of this.sessions.values()) s.close('node stopping')
+    await this.transport?.close()
+    this.db?.close()
+  }
+
+  // ---- shares -------------------------------------------------------------------------------
+
+  async addShare (dir: string, id?: string): Promise<Share> {
+    const abs = checkFolder(dir)
+    const shareId = id ?? basename(abs)
+    if (this.shares.has(shareId)) throw new SwarmError('ERR_BAD_ARGUMENT', `share '${shareId}' already exists`)
+    const share = new Share({ db: this.db, shortId: this.shortId, peerId: this.peerId, fetch: (s, e, from) => this.fetch(s, e, from), log: (l, m) => this.log(l, m) }, this.db.openShare(shareId, abs))
+    share.on('changed', () => this.onShareChanged(share))
+    share.on('file-updated', e => this.emit('file-updated', e))
+    share.on('file-deleted', e => this.emit('file-deleted', e))
+    share.on('conflict', e => this.emit('conflict', e))
+    this.shares.set(shareId, share)
+    await share.start()
+    for (const s of this.sessions.values()) s.sendShares()
+    this.onShareChanged(share)
+    return share
+  }
+
+  removeShare (id: string): void {
+    const share = this.shares.get(id)
+    if (share === undefined) throw new SwarmError('ERR_BAD_ARGUMENT', `no share '${id}'`)
+    share.stop()
+    this.shares.delete(id)
+    for (const s of this.sessions.values()) s.sendShares()
+  }
+
+  localShares (): ShareInfo[] {
+    return [...this.shares.values()].map(s => ({ id: s.id, indexId: s.indexId, root: s.root() }))
+  }
+
+  private onShareChanged (share: Share): void {
+    for (const s of this.sessions.values()) if (s.remoteShares.has(share.id)) s.pump(share.id)
+    if (this.rootTimers.has(share.id)) return
+    this.rootTimers.add(share.id)
+    setImmediate(() => {
+      this.rootTimers.delete(share.id)
+      if (!this.shares.has(share.id)) return
+      const root = share.root()
+      const settled = share.pendingCount() === 0
+      for (const s of this.sessions.values()) if (s.remoteShares.has(share.id)) s.sendRoot(share.id, root, settled)
+      this.checkInSync(share)
+    })
+  }
+
+  private checkInSync (share: Share): void {
+    const peers = [...this.sessions.values()].filter(s => s.ready && s.remoteShares.has(share.id))
+    if (peers.length === 0 || share.pendingCount() > 0) return
+    const root = share.root()
+    for (const p of peers) {
+      const r = p.roots.get(share.id)
+      if (r === undefined || !r.settled || !r.root.equals(root)) return
+    }
+    const hex = root.toString('hex')
+    if (this.lastInSync.get(share.id) === hex) return
+    this.lastInSync.set(share.id, hex)
+    this.emit('in-sync', { share: share.id, root: hex })
+  }
+
+  // ---- sessions -----------------------------------------------------------------------------
+
+  entriesAfter (shareId: string, indexId: string, fromSeq: number): { entries: WireEntry[], upTo: number } | null {
+    const share = this.shares.get(shareId)
+    if (share === undefined) return null
+    return share.entriesAfter(indexId === share.indexId ? fromSeq : 0)
+  }
+
+  async onEntries (session: PeerSession, shareId: string, upTo: number, entries: WireEntry[]): Promise<void> {
+    const share = this.shares.get(shareId)
+    const info = session.remoteShares.get(shareId)
+    if (share === undefined || info === undefined) return
+    await share.applyRemoteBatch(session.peerId, entries)
+    // Entries are applied or recorded as pending in the index: the cursor can move past them.
+    this.db.setCursor(session.peerId, shareId, info.indexId, upTo)
+  }
+
+  onShares (session: PeerSession): void {
+    for (const [id, info] of session.remoteShares) {
+      const share = this.shares.get(id)
+      if (share === undefined) continue
+      const cur = this.db.getCursor(session.peerId, id)
+      session.subscribe(id, info.indexId, cur !== undefined && cur.indexId === info.indexId ? cur.seq : 0)
+      this.onShareChanged(share)
+    }
+  }
+
+  onRoot (_session: PeerSession, shareId: string): void {
+    const share = this.shares.get(shareId)
+    if (share !== undefined) this.checkInSync(share)
+  }
+
+  private onConnection (conn: Connection): void {
+    if (this.stopped) { conn.close('node stopping'); return }
+    conn.onStream(stream => this.onStream(conn, stream))
+  }
+
+  private onStream (conn: Connection, stream: Duplex): void {
+    stream.once('readable', () => {
+      const tag = stream.read(1) as Buffer | null
+      if (tag === null) { stream.destroy(); return }
+      if (tag[0] === STREAM_CONTROL) {
+        this.startSession(conn, stream)
+      } else if (tag[0] === STREAM_PIECES) {
+        const session = this.sessions.get(conn.remotePeerId)
+        if (session === undefined || !session.ready || session.conn !== conn) { stream.destroy(); return }
+        serveWire(stream, { peerId: this.wirePeerId, lookup: (infoHash) => this.lookupSource(infoHash) })
+      } else {
+        stream.destroy()
+      }
+    })
+  }
+
+  private startSession (conn: Connection, control: Duplex): PeerSession {
+    const session = new PeerSession(this, conn, control)
+    session.on('ready', () => {
+      const old = this.sessions.get(session.peerId)
+      if (old !== undefined && !old.isClosed) {
+        // Both sides dialed: keep the connection opened by the smaller PeerId, the same choice on both ends.
+        const dialerOf = (s: PeerSession) => s.conn.direction === 'outbound' ? this.peerId : s.peerId
+        const keepNew = dialerOf(old) === dialerOf(session) || dialerOf(session) < dialerOf(old)
+        if (!keepNew) { session.close('duplicate connection'); return }
+        this.sessions.delete(old.peerId)
+        old.close('replaced by a newer connection')
+      }
+      this.sessions.set(session.peerId, session)
+      this.log('info', `connected to ${session.peerId} at ${conn.remoteAddress}`)
+      this.emit('peer-connected', { peerId: session.peerId, address: conn.remoteAddress })
+      for (const { dl, share } of this.downloads.values()) {
+        if (session.remoteShares.size === 0 || session.remoteShares.has(share.id)) void this.addHolder(dl, session)
+      }
+    })
+    session.on('closed', reason => {
+      if (this.sessions.get(session.peerId) !== session) return
+      this.sessions.delete(session.peerId)
+      this.log('info', `disconnected from ${session.peerId}: ${reason}`)
+      this.emit('peer-disconnected', { peerId: session.peerId, reason })
+    })
+    return session
+  }
+
+  /** Keeps a connection to a --peer address, redialing with backoff. */
+  private dialForever (address: string): void {
+    const { host, port } = parseHostPort(address)
+    let stop = false
+    let wake: (() => void) | null = null
+    let knownPeer: string | null = null
+    this.dialers.push({ stop: () => { stop = true; wake?.() } })
+    const sleep = (ms: number) => new Promise<void>(resolve => { wake = resolve; setTimeout(resolve, ms).unref() })
+    void (async () => {
+      let delay = REDIAL_MIN_MS
+      let lastError = ''
+      while (!stop && !this.stopped) {
+        const existing = knownPeer === null ? undefined : this.sessions.get(knownPeer)
+        if (existing !== undefined && !existing.isClosed) {
+          await new Promise<void>(resolve => { wake = resolve; existing.once('closed', () => resolve()) })
+          continue
+        }
+        try {
+          const conn = await this.transport.dial(host, port)
+          if (stop || this.stopped) { conn.close('node stopping'); return }
+          knownPeer = conn.remotePeerId
+          conn.onStream(stream => this.onStream(conn, stream))
+          const control = await conn.openStream()
+          control.write(Buffer.from([STREAM_CONTROL]))
+          const session = this.startSession(conn, control)
+          const outcome = await new Promise<boolean>(resolve => {
+            session.once('ready', () => resolve(true))
+            session.once('closed', () => resolve(false))
+          })
+          if (outcome) { delay = REDIAL_MIN_MS; lastError = '' }
+          await new Promise<void>(resolve => { if (session.isClosed) resolve(); else session.once('closed', () => resolve()) })
+          if (!outcome) await sleep(delay = Math.min(delay * 2, REDIAL_MAX_MS))
+        } catch (err) {
+          const msg = (err as Error).message
+          if (msg !== lastError) this.log('warn', `cannot reach peer ${address}: ${msg}; retrying with backoff`)
+          lastError = msg
+          await sleep(delay)
+          delay = Math.min(delay * 2, REDIAL_MAX_MS)
+        }
+      }
+    })()
+  }
+
+  // ---- content ------------------------------------------------------------------------------
+
+  /** Fetches the content of `entry` into the share's tmp dir from every connected holder; resolves with its path. */
+  fetch (share: Share, entry: Entry, _from: string): Promise<string> {
+    const key = share.id + ':' + entry.root.toString('hex')
+    const running = this.downloads.get(key)
+    if (running !== undefined) return running.done
+    const partPath = join(share.disk.tmpDir, entry.root.toString('hex') + '.part')
+    const dl = new Download({
+      root: entry.root, size: entry.size, partPath, peerId: this.wirePeerId,
+      have: this.db.getPartial(entry.root) ?? undefined, layer: this.db.getLayer(entry.root)
+    })
+    let saveTimer: NodeJS.Timeout | null = null
+    const saveBitfield = () => { saveTimer = null; if (!this.stopped) this.db.putPartial(entry.root, dl.haveBitfield()) }
+    dl.on('verified', () => { if (saveTimer === null) saveTimer = setTimeout(saveBitfield, PARTIAL_SAVE_MS) })
+    dl.on('peer-error', (label: string, err: Error) => this.log('warn', `fetching ${entry.path} from ${label}: ${err.message}`))
+    const done = (async () => {
+      try {
+        for (const s of this.sessions.values()) if (s.ready && s.remoteShares.has(share.id)) void this.addHolder(dl, s)
+        await dl.start()
+        const layer = await dl.pieceLayer()
+        if (layer !== null) this.db.putLayer(entry.root, layer)
+        this.db.deletePartial(entry.root)
+        return partPath
+      } finally {
+        if (saveTimer !== null) { clearTimeout(saveTimer); saveBitfield() }
+        this.downloads.delete(key)
+      }
+    })()
+    this.downloads.set(key, { dl, done, share })
+    return done
+  }
+
+  private async addHolder (dl: Download, session: PeerSession): Promise<void> {
+    try {
+      const stream = await session.conn.openStream()
+      stream.write(Buffer.from([STREAM_PIECES]))
+      dl.addPeer(stream, session.peerId)
+    } catch (err) {
+      this.log('warn', `cannot open a piece stream to ${session.peerId}: ${(err as Error).message}`)
+    }
+  }
+
+  /** What we can serve for an info hash: a complete local file, or a download in progress. */
+  private lookupSource (infoHash: Buffer): PieceSource | undefined {
+    for (const { dl } of this.downloads.values()) if (dl.root.subarray(0, 20).equals(infoHash)) return dl
+    for (const row of this.db.localByInfoHash(infoHash)) {
+      const share = this.shares.get(row.share)
+      if (share === undefined || row.local === null) continue
+      const abs = share.disk.abs(row.path)
+      let st: fs.Stats
+      try { st = fs.lstatSync(abs) } catch { continue }
+      if (!sameLocal(row.local, st)) continue
+      return new FileSource({ path: abs, root: row.root, size: row.size, layer: this.db.getLayer(row.root), mtimeMs: row.local.mtimeMs })
+    }
+    return undefined
+  }
+}
+
+function checkFolder (dir: string): string {
+  const abs = resolve(dir)
+  let st: fs.Stats
+  try { st = fs.statSync(abs) } catch {
+    throw new SwarmError('ERR_NOT_A_DIRECTORY', `shared folder ${abs} does not exist`)
+  }
+  if (!st.isDirectory()) throw new SwarmError('ERR_NOT_A_DIRECTORY', `shared folder ${abs} is not a directory`)
+  return abs
+}

@@ -1,0 +1,233 @@
+// The node's SQLite index (better-sqlite3, WAL): one database per node in its state dir.
+// It owns the schema and every SQL statement; the rest of the code calls typed methods.
+//
+//   shares   — one row per share: its local folder, a random index id (changes if the index is
+//              rebuilt, so peers know to resend from scratch) and the local sequence counter.
+//   entries  — what is on disk right now, one row per path: the replicated entry (type, size,
+//              mtime, BEP 52 root, version vector, tombstone) plus the local stat used to notice
+//              changes (lsize, lmtime, lino) and `seq`, the share sequence number of its last change.
+//   pending  — remote entries we accepted but whose content is not on disk yet.
+//   cursors  — for each peer and share: the peer's index id and the last sequence number applied.
+//   layers   — BEP 52 piece layers of files larger than one piece, by root.
+//   partials — bitfields of verified pieces of interrupted downloads, by root.
+import Database from 'better-sqlite3'
+import type { Entry, LocalStat, StoredEntry } from '../sync/entry.js'
+import { decodeVersion, encodeVersion } from '../sync/version.js'
+import { SwarmError } from '../errors.js'
+import { randomBytes } from 'node:crypto'
+import { join } from 'node:path'
+
+const SCHEMA = `
+CREATE TABLE IF NOT EXISTS shares (id TEXT PRIMARY KEY, dir TEXT NOT NULL, index_id TEXT NOT NULL, seq INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS entries (
+  share TEXT NOT NULL, path TEXT NOT NULL, type INTEGER NOT NULL, deleted INTEGER NOT NULL,
+  size INTEGER NOT NULL, mtime INTEGER NOT NULL, root BLOB NOT NULL, version TEXT NOT NULL, by TEXT NOT NULL,
+  seq INTEGER NOT NULL, lsize INTEGER, lmtime REAL, lino INTEGER,
+  PRIMARY KEY (share, path)) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS entries_seq ON entries (share, seq);
+CREATE INDEX IF NOT EXISTS entries_root ON entries (root);
+CREATE TABLE IF NOT EXISTS pending (
+  share TEXT NOT NULL, path TEXT NOT NULL, type INTEGER NOT NULL, deleted INTEGER NOT NULL,
+  size INTEGER NOT NULL, mtime INTEGER NOT NULL, root BLOB NOT NULL, version TEXT NOT NULL, by TEXT NOT NULL,
+  src TEXT NOT NULL, keep_local INTEGER NOT NULL DEFAULT 0, PRIMARY KEY (share, path)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS cursors (peer TEXT NOT NULL, share TEXT NOT NULL, index_id TEXT NOT NULL, seq INTEGER NOT NULL, PRIMARY KEY (peer, share)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS layers (root BLOB PRIMARY KEY, layer BLOB NOT NULL) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS partials (root BLOB PRIMARY KEY, have BLOB NOT NULL) WITHOUT ROWID;
+`
+
+const TYPE_CODE = { file: 0, dir: 1 } as const
+
+interface EntryRow {
+  share: string, path: string, type: number, deleted: number, size: number, mtime: number, root: Buffer,
+  version: string, by: string, seq: number, lsize: number | null, lmtime: number | null, lino: number | null
+}
+interface PendingRow extends Omit<EntryRow, 'seq' | 'lsize' | 'lmtime' | 'lino'> { src: string, keep_local: number }
+
+function rowToEntry (r: EntryRow | PendingRow): Entry {
+  return {
+    path: r.path,
+    type: r.type === 1 ? 'dir' : 'file',
+    deleted: r.deleted === 1,
+    size: r.size,
+    mtime: r.mtime,
+    root: r.root,
+    version: decodeVersion(r.version),
+    by: r.by
+  }
+}
+
+function rowToStored (r: EntryRow): StoredEntry {
+  return {
+    ...rowToEntry(r),
+    seq: r.seq,
+    local: r.lsize === null ? null : { size: r.lsize, mtimeMs: r.lmtime ?? 0, ino: r.lino ?? 0 }
+  }
+}
+
+export interface ShareRow { id: string, dir: string, indexId: string, seq: number }
+/** keepLocal: the live local file at the path lost a conflict and is moved aside when this is installed. */
+export interface PendingEntry { entry: Entry, src: string, keepLocal: boolean }
+
+export class IndexDb {
+  readonly db: Database.Database
+  private readonly st: ReturnType<IndexDb['prepare']>
+
+  constructor (stateDir: string) {
+    const file = join(stateDir, 'index.db')
+    try {
+      this.db = new Database(file)
+    } catch (err) {
+      throw new SwarmError('ERR_STATE_DIR', `cannot open index ${file}: ${(err as Error).message}`, { cause: err })
+    }
+    this.db.pragma('journal_mode = WAL')
+    // NORMAL is durable across process crashes (SIGKILL) in WAL mode; only power loss can drop the last commits.
+    this.db.pragma('synchronous = NORMAL')
+    this.db.exec(SCHEMA)
+    this.st = this.prepare()
+  }
+
+  private prepare () {
+    const d = this.db
+    return {
+      getShare: d.prepare('SELECT id, dir, index_id AS indexId, seq FROM shares WHERE id = ?'),
+      insertShare: d.prepare('INSERT INTO shares (id, dir, index_id, seq) VALUES (?, ?, ?, 0)'),
+      setShareDir: d.prepare('UPDATE shares SET dir = ? WHERE id = ?'),
+      bumpSeq: d.prepare('UPDATE shares SET seq = seq + 1 WHERE id = ? RETURNING seq'),
+      getEntry: d.prepare('SELECT * FROM entries WHERE share = ? AND path = ?'),
+      allEntries: d.prepare('SELECT * FROM entries WHERE share = ?'),
+      entriesAfter: d.prepare('SELECT * FROM entries WHERE share = ? AND seq > ? ORDER BY seq LIMIT ?'),
+      childEntries: d.prepare("SELECT * FROM entries WHERE share = ? AND path > ? AND path < ? AND deleted = 0"),
+      upsertEntry: d.prepare(`INSERT INTO entries (share, path, type, deleted, size, mtime, root, version, by, seq, lsize, lmtime, lino)
+        VALUES (@share, @path, @type, @deleted, @size, @mtime, @root, @version, @by, @seq, @lsize, @lmtime, @lino)
+        ON CONFLICT (share, path) DO UPDATE SET type = excluded.type, deleted = excluded.deleted, size = excluded.size,
+        mtime = excluded.mtime, root = excluded.root, version = excluded.version, by = excluded.by, seq = excluded.seq,
+        lsize = excluded.lsize, lmtime = excluded.lmtime, lino = excluded.lino`),
+      setLocal: d.prepare('UPDATE entries SET lsize = ?, lmtime = ?, lino = ? WHERE share = ? AND path = ?'),
+      byRoot: d.prepare('SELECT * FROM entries WHERE root = ? AND deleted = 0 AND type = 0 AND lsize IS NOT NULL LIMIT 8'),
+      byRootPrefix: d.prepare('SELECT * FROM entries WHERE root >= ? AND root < ? AND deleted = 0 AND type = 0 AND lsize IS NOT NULL LIMIT 8'),
+      getPending: d.prepare('SELECT * FROM pending WHERE share = ? AND path = ?'),
+      allPending: d.prepare('SELECT * FROM pending WHERE share = ?'),
+      countPending: d.prepare('SELECT count(*) AS n FROM pending WHERE share = ?'),
+      upsertPending: d.prepare(`INSERT OR REPLACE INTO pending (share, path, type, deleted, size, mtime, root, version, by, src, keep_local)
+        VALUES (@share, @path, @type, @deleted, @size, @mtime, @root, @version, @by, @src, @keepLocal)`),
+      deletePending: d.prepare('DELETE FROM pending WHERE share = ? AND path = ?'),
+      getCursor: d.prepare('SELECT index_id AS indexId, seq FROM cursors WHERE peer = ? AND share = ?'),
+      setCursor: d.prepare('INSERT OR REPLACE INTO cursors (peer, share, index_id, seq) VALUES (?, ?, ?, ?)'),
+      getLayer: d.prepare('SELECT layer FROM layers WHERE root = ?'),
+      putLayer: d.prepare('INSERT OR IGNORE INTO layers (root, layer) VALUES (?, ?)'),
+      getPartial: d.prepare('SELECT have FROM partials WHERE root = ?'),
+      putPartial: d.prepare('INSERT OR REPLACE INTO partials (root, have) VALUES (?, ?)'),
+      deletePartial: d.prepare('DELETE FROM partials WHERE root = ?')
+    }
+  }
+
+  transaction<T> (fn: () => T): T { return this.db.transaction(fn)() }
+
+  openShare (id: string, dir: string): ShareRow {
+    let row = this.st.getShare.get(id) as ShareRow | undefined
+    if (row === undefined) {
+      this.st.insertShare.run(id, dir, randomBytes(8).toString('hex'))
+      row = this.st.getShare.get(id) as ShareRow
+    } else if (row.dir !== dir) {
+      this.st.setShareDir.run(dir, id)
+      row.dir = dir
+    }
+    return row
+  }
+
+  nextSeq (share: string): number {
+    return (this.st.bumpSeq.get(share) as { seq: number }).seq
+  }
+
+  getEntry (share: string, path: string): StoredEntry | undefined {
+    const r = this.st.getEntry.get(share, path) as EntryRow | undefined
+    return r === undefined ? undefined : rowToStored(r)
+  }
+
+  allEntries (share: string): StoredEntry[] {
+    return (this.st.allEntries.all(share) as EntryRow[]).map(rowToStored)
+  }
+
+  entriesAfter (share: string, seq: number, limit: number): StoredEntry[] {
+    return (this.st.entriesAfter.all(share, seq, limit) as EntryRow[]).map(rowToStored)
+  }
+
+  /** Live (non-deleted) entries strictly below a directory path. */
+  liveChildren (share: string, dirPath: string): StoredEntry[] {
+    // '/' + 1 is '0': every path that starts with `dir/` sorts in [dir/, dir0).
+    return (this.st.childEntries.all(share, dirPath + '/', dirPath + '0') as EntryRow[]).map(rowToStored)
+  }
+
+  /** Writes an entry with a fresh sequence number; returns that number. */
+  putEntry (share: string, e: Entry, local: LocalStat | null): number {
+    const seq = this.nextSeq(share)
+    this.st.upsertEntry.run({
+      share, path: e.path, type: TYPE_CODE[e.type], deleted: e.deleted ? 1 : 0, size: e.size, mtime: e.mtime,
+      root: e.root, version: encodeVersion(e.version), by: e.by, seq,
+      lsize: local?.size ?? null, lmtime: local?.mtimeMs ?? null, lino: local?.ino ?? null
+    })
+    return seq
+  }
+
+  setLocal (share: string, path: string, local: LocalStat): void {
+    this.st.setLocal.run(local.size, local.mtimeMs, local.ino, share, path)
+  }
+
+  /** Entries (any share) whose content on disk has this root: used to copy instead of fetch, and to serve. */
+  localByRoot (root: Buffer): Array<StoredEntry & { share: string }> {
+    return (this.st.byRoot.all(root) as EntryRow[]).map(r => ({ ...rowToStored(r), share: r.share }))
+  }
+
+  localByInfoHash (infoHash: Buffer): Array<StoredEntry & { share: string }> {
+    const lo = Buffer.concat([infoHash, Buffer.alloc(12, 0)])
+    const hi = Buffer.concat([infoHash, Buffer.alloc(12, 0xff)])
+    return (this.st.byRootPrefix.all(lo, hi) as EntryRow[]).map(r => ({ ...rowToStored(r), share: r.share }))
+  }
+
+  getPending (share: string, path: string): PendingEntry | undefined {
+    const r = this.st.getPending.get(share, path) as PendingRow | undefined
+    return r === undefined ? undefined : { entry: rowToEntry(r), src: r.src, keepLocal: r.keep_local === 1 }
+  }
+
+  allPending (share: string): PendingEntry[] {
+    return (this.st.allPending.all(share) as PendingRow[]).map(r => ({ entry: rowToEntry(r), src: r.src, keepLocal: r.keep_local === 1 }))
+  }
+
+  countPending (share: string): number {
+    return (this.st.countPending.get(share) as { n: number }).n
+  }
+
+  putPending (share: string, e: Entry, src: string, keepLocal = false): void {
+    this.st.upsertPending.run({
+      share, path: e.path, type: TYPE_CODE[e.type], deleted: e.deleted ? 1 : 0, size: e.size, mtime: e.mtime,
+      root: e.root, version: encodeVersion(e.version), by: e.by, src, keepLocal: keepLocal ? 1 : 0
+    })
+  }
+
+  deletePending (share: string, path: string): void { this.st.deletePending.run(share, path) }
+
+  getCursor (peer: string, share: string): { indexId: string, seq: number } | undefined {
+    return this.st.getCursor.get(peer, share) as { indexId: string, seq: number } | undefined
+  }
+
+  setCursor (peer: string, share: string, indexId: string, seq: number): void {
+    this.st.setCursor.run(peer, share, indexId, seq)
+  }
+
+  getLayer (root: Buffer): Buffer | null {
+    const r = this.st.getLayer.get(root) as { layer: Buffer } | undefined
+    return r?.layer ?? null
+  }
+
+  putLayer (root: Buffer, layer: Buffer): void { if (layer.length > 0) this.st.putLayer.run(root, layer) }
+
+  getPartial (root: Buffer): Uint8Array | null {
+    const r = this.st.getPartial.get(root) as { have: Buffer } | undefined
+    return r?.have ?? null
+  }
+
+  putPartial (root: Buffer, have: Uint8Array): void { this.st.putPartial.run(root, Buffer.from(have)) }
+  deletePartial (root: Buffer): void { this.st.deletePartial.run(root) }
+
+  close (): void { this.db.close() }
+}

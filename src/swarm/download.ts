@@ -1,0 +1,576 @@
+// The downloading side of the piece exchange: fetches one file (addressed by its BEP 52 root)
+// piece by piece from any number of holders into partPath.
+//
+// Who tracks what:
+// - Peer (below): one outbound wire — which pieces that peer holds (its bitfield + haves),
+//   which requests are outstanding on it, how many bad pieces it sent. It only wraps the wire,
+//   one method per outbound message kind; it decides nothing.
+// - Picker (picker.ts): how many connected peers hold each piece and whether each piece is
+//   idle / requested / done; decides which idle piece to ask a given peer for (rarest first).
+// - Download: owns the requesters map (piece → peers asked for it, for endgame duplicates and
+//   cancels), decides when to request (pipeline depth, endgame, write backpressure), verifies
+//   every piece against the layer/root, and is the only thing that writes to disk — positional
+//   writes into partPath and nothing else; the caller renames the part file into place.
+// A Download is also a PieceSource: serveWire() can serve the pieces it has already written.
+import { EventEmitter } from 'node:events'
+import { constants as fsConstants } from 'node:fs'
+import { open, type FileHandle } from 'node:fs/promises'
+import type { Duplex } from 'node:stream'
+import Wire from 'bittorrent-protocol'
+import { SwarmError, isSwarmError } from '../errors.js'
+import { PIECE_SIZE, pieceCount, verifyPiece, verifyPieceLayer } from '../merkle/bep52.js'
+import { FrameGuard, attachWire, maxFrameFor } from './framing.js'
+import { LayerAssembler, sendLayerRequest, useLayerExtension } from './layer.js'
+import { Picker } from './picker.js'
+import { pieceLength, type PieceSource } from './source.js'
+
+/** whole-piece requests kept in flight per peer (measured: see bench/pieces.ts) */
+export const PIPELINE_DEPTH = 8
+/** a peer that sends this many pieces failing verification is dropped */
+export const MAX_BAD_PIECES = 3
+/** a peer that answers none of our outstanding requests for this long is dropped */
+export const REQUEST_TIMEOUT_MS = 30_000
+/** verified pieces waiting for the disk before we stop asking for more */
+export const MAX_PENDING_WRITES = 32
+/** endgame: at most this many peers are asked for the same piece at once */
+export const ENDGAME_DUPLICATES = 2
+
+export interface DownloadOptions {
+  root: Buffer
+  size: number
+  pieceSize?: number
+  partPath: string
+  /** bitfield (BitTorrent order: bit 7 of byte 0 is piece 0) of pieces verified in an earlier run; trusted */
+  have?: Uint8Array
+  /** piece layer if already known (verified here against root); otherwise fetched from a peer */
+  layer?: Buffer | null
+  /** our 20-byte wire peer id */
+  peerId: Buffer
+}
+
+export interface DownloadStats {
+  /** pieces fetched, verified and accepted in this run */
+  piecesFetched: number
+  /** piece payload bytes received, including endgame duplicates and bad pieces */
+  bytesFetched: number
+  /** label → pieces it supplied that were accepted */
+  perPeer: Map<string, number>
+  /** pieces that failed verification */
+  verifyFailures: number
+}
+
+type RequestCallback = (err: Error | null, buf?: Uint8Array | null) => void
+
+class Peer {
+  readonly bits: Uint8Array
+  readonly inflight = new Set<number>()
+  readonly badPieces = new Set<number>()
+  bad = 0
+  layer: LayerAssembler | null = null
+  closed = false
+  close: (err?: Error) => void = () => {}
+
+  constructor (readonly label: string, readonly wire: Wire, numPieces: number) {
+    this.bits = new Uint8Array(Math.ceil(numPieces / 8))
+  }
+
+  has (i: number): boolean { return (this.bits[i >> 3] & (0x80 >> (i & 7))) !== 0 }
+  set (i: number): void { this.bits[i >> 3] |= 0x80 >> (i & 7) }
+  clear (i: number): void { this.bits[i >> 3] &= ~(0x80 >> (i & 7)) }
+
+  // ---- outbound, one method per message kind
+  sendHandshake (infoHash: Buffer, peerId: Buffer): void { this.wire.handshake(infoHash, peerId, { fast: true }) }
+  sendInterested (): void { this.wire.interested() }
+  sendRequest (index: number, length: number, cb: RequestCallback): void { this.wire.request(index, 0, length, cb) }
+  sendCancel (index: number, length: number): void { this.wire.cancel(index, 0, length) }
+  sendLayerRequest (): void { sendLayerRequest(this.wire) }
+}
+
+function toBuffer (u8: Uint8Array): Buffer {
+  return Buffer.isBuffer(u8) ? u8 : Buffer.from(u8.buffer, u8.byteOffset, u8.byteLength)
+}
+
+function diskError (err: unknown, what: string): SwarmError {
+  if (isSwarmError(err)) return err
+  const code = (err as NodeJS.ErrnoException)?.code
+  if (code === 'ENOSPC' || code === 'EDQUOT') return new SwarmError('ERR_NO_SPACE', `disk full writing ${what}`, { cause: err })
+  return new SwarmError('ERR_STATE_DIR', `cannot write ${what}: ${(err as Error)?.message ?? String(err)}`, { cause: err })
+}
+
+function asSwarmError (err: unknown): SwarmError {
+  return isSwarmError(err) ? err : new SwarmError('ERR_PROTOCOL', (err as Error)?.message ?? String(err), { cause: err })
+}
+
+async function writeAll (fh: FileHandle, buf: Buffer, pos: number): Promise<void> {
+  let off = 0
+  while (off < buf.length) {
+    const { bytesWritten } = await fh.write(buf, off, buf.length - off, pos + off)
+    off += bytesWritten
+  }
+}
+
+export class Download extends EventEmitter implements PieceSource {
+  readonly root: Buffer
+  readonly size: number
+  readonly pieceSize: number
+  readonly numPieces: number
+  readonly partPath: string
+  readonly stats: DownloadStats = { piecesFetched: 0, bytesFetched: 0, perPeer: new Map(), verifyFailures: 0 }
+
+  private readonly peerId: Buffer
+  private readonly infoHash: Buffer
+  private readonly infoHashHex: string
+  private readonly bits: Uint8Array // pieces verified AND written
+  private written = 0
+  private readonly picker: Picker
+  private readonly peers = new Set<Peer>()
+  private readonly requesters = new Map<number, Set<Peer>>()
+  private layer: Buffer | null | undefined // undefined until known
+  private layerWaiters: Array<{ resolve: (l: Buffer | null) => void, reject: (e: Error) => void }> = []
+
+  private fh: FileHandle | null = null
+  private io = 0 // reads + writes in flight on fh
+  private pendingWrites = 0
+  private fileClosing = false
+  private running = false // part file open, requests may go out
+  private finished = false // succeeded, failed or aborted: no more downloading
+  private startPromise: Promise<void> | null = null
+  private settle: { resolve: () => void, reject: (e: Error) => void } | null = null
+  private fillScheduled = false
+
+  constructor (opts: DownloadOptions) {
+    super()
+    this.root = opts.root
+    this.size = opts.size
+    this.pieceSize = opts.pieceSize ?? PIECE_SIZE
+    this.numPieces = pieceCount(this.size, this.pieceSize) // validates size and pieceSize
+    this.partPath = opts.partPath
+    this.peerId = opts.peerId
+    if (this.root.length !== 32) throw new SwarmError('ERR_BAD_ARGUMENT', 'root must be 32 bytes')
+    if (this.peerId.length !== 20) throw new SwarmError('ERR_BAD_ARGUMENT', 'peerId must be 20 bytes')
+    this.infoHash = this.root.subarray(0, 20)
+    this.infoHashHex = this.infoHash.toString('hex')
+
+    const nbytes = Math.ceil(this.numPieces / 8)
+    this.bits = new Uint8Array(nbytes)
+    if (opts.have !== undefined) {
+      if (opts.have.length !== nbytes) throw new SwarmError('ERR_BAD_ARGUMENT', `have bitfield is ${opts.have.length} bytes, expected ${nbytes}`)
+      this.bits.set(opts.have)
+      if (this.numPieces % 8 !== 0) this.bits[nbytes - 1] &= (0xff << (8 - this.numPieces % 8)) & 0xff
+      for (let i = 0; i < this.numPieces; i++) if (this.has(i)) this.written++
+    }
+    this.picker = new Picker(this.numPieces, (i) => this.has(i))
+
+    if (this.numPieces <= 1) {
+      this.layer = null
+    } else if (opts.layer !== undefined && opts.layer !== null && opts.layer.length > 0) {
+      if (!verifyPieceLayer(opts.layer, this.root, this.size, this.pieceSize)) {
+        throw new SwarmError('ERR_VERIFY_FAILED', 'the given piece layer does not match the root')
+      }
+      this.layer = opts.layer
+    }
+  }
+
+  // ---- PieceSource
+
+  has (index: number): boolean {
+    return index >= 0 && index < this.numPieces && (this.bits[index >> 3] & (0x80 >> (index & 7))) !== 0
+  }
+
+  complete (): boolean { return this.written === this.numPieces }
+
+  haveBitfield (): Uint8Array { return this.bits.slice() }
+
+  async readPiece (index: number): Promise<Buffer> {
+    if (!this.has(index)) throw new SwarmError('ERR_BAD_ARGUMENT', `piece ${index} is not held`)
+    const fh = this.fh
+    if (fh === null || this.fileClosing) throw new SwarmError('ERR_CLOSED', 'download is not open')
+    const len = pieceLength(index, this.size, this.pieceSize)
+    const buf = Buffer.allocUnsafe(len)
+    this.io++
+    try {
+      let got = 0
+      while (got < len) {
+        const { bytesRead } = await fh.read(buf, got, len - got, index * this.pieceSize + got)
+        if (bytesRead === 0) throw new SwarmError('ERR_FILE_CHANGED', `${this.partPath} is shorter than expected`)
+        got += bytesRead
+      }
+      return buf
+    } finally {
+      this.io--
+      this.maybeCloseFile()
+    }
+  }
+
+  async pieceLayer (): Promise<Buffer | null> {
+    if (this.layer !== undefined) return this.layer
+    if (this.finished) throw new SwarmError('ERR_CLOSED', 'download closed without a piece layer')
+    return await new Promise((resolve, reject) => { this.layerWaiters.push({ resolve, reject }) })
+  }
+
+  // ---- lifecycle
+
+  /** Resolves once every piece is verified, written and fsync'd to partPath. */
+  start (): Promise<void> {
+    if (this.startPromise !== null) return this.startPromise
+    if (this.finished) {
+      this.startPromise = Promise.reject(new SwarmError('ERR_CLOSED', 'download was aborted'))
+      return this.startPromise
+    }
+    this.startPromise = new Promise<void>((resolve, reject) => { this.settle = { resolve, reject } })
+    void this.openPart()
+    return this.startPromise
+  }
+
+  /**
+   * Stops downloading: start() rejects with ERR_CLOSED, peers are dropped, the part file is
+   * closed (as it is: nothing is truncated). After start() resolved it just releases the part
+   * file, which stays open until then so the finished Download can keep serving.
+   */
+  abort (): void {
+    if (!this.finished) {
+      this.fail(new SwarmError('ERR_CLOSED', 'download was aborted'))
+      return
+    }
+    this.closePeers()
+    this.fileClosing = true
+    this.maybeCloseFile()
+  }
+
+  /** alias of abort(): release the part file once the caller has taken the finished file over */
+  close (): void { this.abort() }
+
+  private async openPart (): Promise<void> {
+    let fh: FileHandle
+    try {
+      fh = await open(this.partPath, fsConstants.O_RDWR | fsConstants.O_CREAT, 0o644)
+    } catch (err) {
+      this.fail(diskError(err, this.partPath))
+      return
+    }
+    try {
+      const st = await fh.stat()
+      // size it: extending leaves verified data alone; bytes past the end are not ours
+      if (st.isFile() && st.size !== this.size) await fh.truncate(this.size)
+    } catch (err) {
+      await fh.close().catch(() => {})
+      this.fail(diskError(err, this.partPath))
+      return
+    }
+    if (this.finished) {
+      await fh.close().catch(() => {})
+      return
+    }
+    this.fh = fh
+    this.running = true
+    this.checkDone()
+    this.fillAll()
+  }
+
+  private fail (err: SwarmError): void {
+    if (this.finished) return
+    this.finished = true
+    this.running = false
+    this.closePeers()
+    const waiters = this.layerWaiters
+    this.layerWaiters = []
+    for (const w of waiters) w.reject(err)
+    this.fileClosing = true
+    this.maybeCloseFile()
+    const settle = this.settle
+    this.settle = null
+    if (settle !== null) settle.reject(err)
+  }
+
+  private checkDone (): void {
+    if (this.finished || !this.running || this.written < this.numPieces) return
+    this.finished = true
+    this.closePeers()
+    const fh = this.fh as FileHandle
+    this.io++
+    fh.sync().then(
+      () => {
+        this.io--
+        const settle = this.settle
+        this.settle = null
+        settle?.resolve()
+      },
+      (err) => {
+        this.io--
+        this.fileClosing = true
+        this.maybeCloseFile()
+        const settle = this.settle
+        this.settle = null
+        settle?.reject(diskError(err, this.partPath))
+      }
+    )
+  }
+
+  private maybeCloseFile (): void {
+    if (!this.fileClosing || this.io > 0 || this.fh === null) return
+    const fh = this.fh
+    this.fh = null
+    this.running = false
+    void fh.sync().catch(() => {}).finally(() => { void fh.close().catch(() => {}) })
+  }
+
+  private closePeers (): void {
+    for (const p of [...this.peers]) p.close()
+  }
+
+  // ---- peers
+
+  /** Adds an outbound wire to a holder (full or partial). Any time; after the end it just closes the stream. */
+  addPeer (stream: Duplex, label: string): void {
+    if (this.finished) {
+      stream.destroy()
+      return
+    }
+    const wire = new Wire()
+    const peer = new Peer(label, wire, this.numPieces)
+    useLayerExtension(wire, {
+      onReady: () => { this.guarded(peer, () => this.onLayerReady(peer)) },
+      onMessage: (msg) => { this.guarded(peer, () => this.onLayerMessage(peer, msg)) }
+    })
+    this.peers.add(peer)
+    const guard = new FrameGuard(maxFrameFor(this.pieceSize, this.numPieces))
+    peer.close = attachWire(stream, wire, guard, (err) => { this.onPeerClosed(peer, err) })
+    if (peer.closed) return
+    wire.setTimeout(REQUEST_TIMEOUT_MS, true)
+    wire.on('handshake', (infoHash: string) => {
+      this.guarded(peer, () => {
+        if (infoHash !== this.infoHashHex) throw new SwarmError('ERR_PROTOCOL', `${label} answered for other content`)
+      })
+    })
+    wire.on('bitfield', (bf) => { this.guarded(peer, () => this.onBitfield(peer, bf.buffer)) })
+    wire.on('have', (index: number) => { this.guarded(peer, () => this.onHave(peer, index)) })
+    wire.on('have-all', () => { this.guarded(peer, () => this.onHaveAll(peer)) })
+    wire.on('unchoke', () => { this.guarded(peer, () => this.fill(peer)) })
+    wire.on('timeout', () => { peer.close(new SwarmError('ERR_TIMEOUT', `${label} stopped answering requests`)) })
+    this.guarded(peer, () => peer.sendHandshake(this.infoHash, this.peerId))
+  }
+
+  /** our handlers run inside the wire's parser: never let one throw into it */
+  private guarded (peer: Peer, fn: () => void): void {
+    if (peer.closed) return
+    try {
+      fn()
+    } catch (err) {
+      peer.close(asSwarmError(err))
+    }
+  }
+
+  private onPeerClosed (peer: Peer, err?: Error): void {
+    peer.closed = true
+    this.peers.delete(peer)
+    for (const i of peer.inflight) this.dropRequester(i, peer)
+    peer.inflight.clear()
+    for (let i = 0; i < this.numPieces; i++) if (peer.has(i)) this.picker.removeHolder(i)
+    peer.bits.fill(0)
+    if (this.finished) return
+    this.emit('peer-error', peer.label, err ?? new SwarmError('ERR_CLOSED', `${peer.label} disconnected`))
+    this.scheduleFill()
+  }
+
+  private onBitfield (peer: Peer, buf: Uint8Array): void {
+    if (buf.length !== peer.bits.length) {
+      throw new SwarmError('ERR_PROTOCOL', `${peer.label} sent a ${buf.length}-byte bitfield, expected ${peer.bits.length}`)
+    }
+    for (let i = 0; i < this.numPieces; i++) if (peer.has(i)) this.picker.removeHolder(i)
+    peer.bits.set(buf)
+    let wanted = false
+    for (let i = 0; i < this.numPieces; i++) {
+      if (peer.has(i)) {
+        this.picker.addHolder(i)
+        if (!wanted && !this.picker.isDone(i)) wanted = true
+      }
+    }
+    if (this.numPieces % 8 !== 0) peer.bits[peer.bits.length - 1] &= (0xff << (8 - this.numPieces % 8)) & 0xff
+    if (wanted) peer.sendInterested()
+    this.fill(peer)
+  }
+
+  private onHaveAll (peer: Peer): void {
+    for (let i = 0; i < this.numPieces; i++) {
+      if (!peer.has(i)) { peer.set(i); this.picker.addHolder(i) }
+    }
+    if (this.picker.remaining > 0) peer.sendInterested()
+    this.fill(peer)
+  }
+
+  private onHave (peer: Peer, index: number): void {
+    if (!Number.isInteger(index) || index < 0 || index >= this.numPieces) {
+      throw new SwarmError('ERR_PROTOCOL', `${peer.label} announced piece ${index} of ${this.numPieces}`)
+    }
+    if (peer.has(index)) return
+    peer.set(index)
+    this.picker.addHolder(index)
+    if (!this.picker.isDone(index)) {
+      peer.sendInterested()
+      this.fill(peer)
+    }
+  }
+
+  // ---- piece layer
+
+  private onLayerReady (peer: Peer): void {
+    if (this.layer !== undefined || peer.layer !== null) return
+    peer.layer = new LayerAssembler(this.numPieces * 32)
+    peer.sendLayerRequest()
+  }
+
+  private onLayerMessage (peer: Peer, msg: Buffer): void {
+    if (this.layer !== undefined || peer.layer === null) return // not asked, or already have one
+    const got = peer.layer.push(msg)
+    if (got === null) return
+    peer.layer = null
+    if (got === 'none') return
+    if (!verifyPieceLayer(got, this.root, this.size, this.pieceSize)) {
+      throw new SwarmError('ERR_VERIFY_FAILED', `${peer.label} sent a piece layer that does not match the root`)
+    }
+    this.layer = got
+    for (const p of this.peers) p.layer = null
+    const waiters = this.layerWaiters
+    this.layerWaiters = []
+    for (const w of waiters) w.resolve(got)
+    this.fillAll()
+  }
+
+  // ---- requests
+
+  private scheduleFill (): void {
+    if (this.fillScheduled) return
+    this.fillScheduled = true
+    setImmediate(() => {
+      this.fillScheduled = false
+      this.fillAll()
+    })
+  }
+
+  private fillAll (): void {
+    for (const p of this.peers) this.guarded(p, () => this.fill(p))
+  }
+
+  /** keep PIPELINE_DEPTH requests in flight on this peer */
+  private fill (peer: Peer): void {
+    if (!this.running || this.finished || peer.closed || this.layer === undefined || peer.wire.peerChoking) return
+    while (peer.inflight.size < PIPELINE_DEPTH && this.pendingWrites < MAX_PENDING_WRITES) {
+      let i = this.picker.pick((j) => peer.has(j) && !peer.badPieces.has(j))
+      if (i === -1) i = this.pickEndgame(peer)
+      if (i === -1) return
+      this.request(peer, i)
+      if (!peer.inflight.has(i)) return // the wire refused synchronously (closing)
+    }
+  }
+
+  /** nothing idle for this peer: duplicate a piece that is already requested elsewhere */
+  private pickEndgame (peer: Peer): number {
+    let best = -1
+    let bestCount = ENDGAME_DUPLICATES
+    for (const [i, set] of this.requesters) {
+      if (set.size >= bestCount || set.has(peer) || !peer.has(i) || peer.badPieces.has(i)) continue
+      best = i
+      bestCount = set.size
+      if (bestCount <= 1) break
+    }
+    return best
+  }
+
+  private request (peer: Peer, index: number): void {
+    this.picker.markRequested(index)
+    let set = this.requesters.get(index)
+    if (set === undefined) {
+      set = new Set()
+      this.requesters.set(index, set)
+    }
+    set.add(peer)
+    peer.inflight.add(index)
+    peer.sendRequest(index, pieceLength(index, this.size, this.pieceSize), (err, buf) => {
+      this.onPieceResult(peer, index, err, buf)
+    })
+  }
+
+  /** peer no longer asked for index; if nobody is, the piece goes back to the pool */
+  private dropRequester (index: number, peer: Peer): void {
+    const set = this.requesters.get(index)
+    if (set === undefined) return
+    set.delete(peer)
+    if (set.size === 0) {
+      this.requesters.delete(index)
+      this.picker.release(index)
+    }
+  }
+
+  private onPieceResult (peer: Peer, index: number, err: Error | null, buf: Uint8Array | null | undefined): void {
+    if (!peer.inflight.delete(index)) return // we cancelled it, or the peer is gone
+    this.dropRequester(index, peer)
+    if (this.finished) return
+    if (err !== null || buf === null || buf === undefined) {
+      if (err?.message === 'request was rejected' && peer.has(index)) {
+        // the holder cannot serve it (e.g. its file changed): treat as not held
+        peer.clear(index)
+        this.picker.removeHolder(index)
+      }
+      this.scheduleFill()
+      return
+    }
+    const piece = toBuffer(buf)
+    this.stats.bytesFetched += piece.length
+    if (this.picker.isDone(index)) { // endgame duplicate that beat its cancel
+      this.guarded(peer, () => this.fill(peer))
+      return
+    }
+    if (!verifyPiece(piece, index, this.layer ?? null, this.root, this.size, this.pieceSize)) {
+      this.stats.verifyFailures++
+      peer.bad++
+      peer.badPieces.add(index)
+      if (peer.bad >= MAX_BAD_PIECES) {
+        peer.close(new SwarmError('ERR_VERIFY_FAILED', `${peer.label} sent ${peer.bad} pieces that failed verification`))
+      }
+      this.scheduleFill()
+      return
+    }
+    this.picker.markDone(index)
+    this.stats.piecesFetched++
+    this.stats.perPeer.set(peer.label, (this.stats.perPeer.get(peer.label) ?? 0) + 1)
+    const others = this.requesters.get(index)
+    if (others !== undefined) {
+      this.requesters.delete(index)
+      for (const p of others) {
+        p.inflight.delete(index)
+        this.guarded(p, () => p.sendCancel(index, piece.length))
+      }
+      this.scheduleFill()
+    }
+    this.write(index, piece)
+    this.guarded(peer, () => this.fill(peer))
+  }
+
+  // ---- disk
+
+  private write (index: number, piece: Buffer): void {
+    const fh = this.fh as FileHandle
+    this.pendingWrites++
+    this.io++
+    writeAll(fh, piece, index * this.pieceSize).then(
+      () => {
+        this.pendingWrites--
+        this.io--
+        this.bits[index >> 3] |= 0x80 >> (index & 7)
+        this.written++
+        this.maybeCloseFile()
+        this.emit('verified', index)
+        this.emit('have', index)
+        this.checkDone()
+        if (this.pendingWrites === MAX_PENDING_WRITES - 1) this.scheduleFill()
+      },
+      (err) => {
+        this.pendingWrites--
+        this.io--
+        this.picker.release(index)
+        this.fail(diskError(err, this.partPath))
+        this.maybeCloseFile()
+      }
+    )
+  }
+}

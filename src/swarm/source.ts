@@ -1,0 +1,120 @@
+// What a wire serves pieces from. PieceSource is the interface serveWire() needs (a complete
+// file on disk, or a Download in progress that serves what it already has); FileSource is the
+// complete, already-hashed file: it reads pieces with positional reads, and before handing a
+// piece out it checks that the file still has the size/mtime it was hashed with and that the
+// piece still matches the Merkle layer/root — otherwise ERR_FILE_CHANGED, so nothing wrong is
+// ever sent.
+import { EventEmitter } from 'node:events'
+import { open, type FileHandle } from 'node:fs/promises'
+import { SwarmError } from '../errors.js'
+import { PIECE_SIZE, pieceCount, verifyPiece } from '../merkle/bep52.js'
+
+export interface PieceSource extends EventEmitter { // emits 'have' (index) when a new piece becomes available
+  readonly root: Buffer
+  readonly size: number
+  readonly pieceSize: number
+  readonly numPieces: number
+  has (index: number): boolean
+  complete (): boolean
+  /** rejects if the piece is not available or the underlying file changed */
+  readPiece (index: number): Promise<Buffer>
+  /** concatenated 32-byte piece hashes; null for single-piece (and empty) files */
+  pieceLayer (): Promise<Buffer | null>
+}
+
+/** byte length of piece `index` of a file of `size` bytes */
+export function pieceLength (index: number, size: number, pieceSize: number): number {
+  return Math.min(pieceSize, size - index * pieceSize)
+}
+
+/** mtimes are compared to within this many ms (fs.stat's mtimeMs survives a round trip through a double) */
+const MTIME_TOLERANCE_MS = 1
+
+export interface FileSourceOptions {
+  path: string
+  root: Buffer
+  size: number
+  /** concatenated piece hashes (pieceLayerOf); null/empty for single-piece files */
+  layer: Buffer | null
+  /** fs.stat(path).mtimeMs at hashing time */
+  mtimeMs: number
+  pieceSize?: number
+}
+
+export class FileSource extends EventEmitter implements PieceSource {
+  readonly path: string
+  readonly root: Buffer
+  readonly size: number
+  readonly pieceSize: number
+  readonly numPieces: number
+  readonly mtimeMs: number
+  private readonly layer: Buffer | null
+  private fh: Promise<FileHandle> | null = null
+  private closed = false
+
+  constructor (opts: FileSourceOptions) {
+    super()
+    this.path = opts.path
+    this.root = opts.root
+    this.size = opts.size
+    this.pieceSize = opts.pieceSize ?? PIECE_SIZE
+    this.numPieces = pieceCount(this.size, this.pieceSize)
+    this.mtimeMs = opts.mtimeMs
+    this.layer = opts.layer !== null && opts.layer.length > 0 ? opts.layer : null
+    if (this.root.length !== 32) throw new SwarmError('ERR_BAD_ARGUMENT', 'root must be 32 bytes')
+    const want = this.numPieces > 1 ? this.numPieces * 32 : 0
+    if ((this.layer?.length ?? 0) !== want) {
+      throw new SwarmError('ERR_BAD_ARGUMENT', `piece layer is ${this.layer?.length ?? 0} bytes, expected ${want}`)
+    }
+  }
+
+  has (index: number): boolean {
+    return Number.isInteger(index) && index >= 0 && index < this.numPieces
+  }
+
+  complete (): boolean { return true }
+
+  async pieceLayer (): Promise<Buffer | null> { return this.layer }
+
+  async readPiece (index: number): Promise<Buffer> {
+    if (this.closed) throw new SwarmError('ERR_CLOSED', `source ${this.path} is closed`)
+    if (!this.has(index)) throw new SwarmError('ERR_BAD_ARGUMENT', `piece ${index} is outside the file`)
+    const fh = await this.handle()
+    const st = await fh.stat()
+    if (st.size !== this.size || Math.abs(st.mtimeMs - this.mtimeMs) >= MTIME_TOLERANCE_MS) {
+      throw new SwarmError('ERR_FILE_CHANGED', `${this.path} changed since it was hashed`)
+    }
+    const len = pieceLength(index, this.size, this.pieceSize)
+    const buf = Buffer.allocUnsafe(len)
+    let got = 0
+    while (got < len) {
+      const { bytesRead } = await fh.read(buf, got, len - got, index * this.pieceSize + got)
+      if (bytesRead === 0) throw new SwarmError('ERR_FILE_CHANGED', `${this.path} shrank while being read`)
+      got += bytesRead
+    }
+    if (!verifyPiece(buf, index, this.layer, this.root, this.size, this.pieceSize)) {
+      throw new SwarmError('ERR_FILE_CHANGED', `${this.path} piece ${index} no longer matches its hash`)
+    }
+    return buf
+  }
+
+  /** releases the file descriptor; later reads reject with ERR_CLOSED */
+  async close (): Promise<void> {
+    this.closed = true
+    const fh = this.fh
+    this.fh = null
+    if (fh !== null) await fh.then(async h => await h.close(), () => {})
+  }
+
+  private async handle (): Promise<FileHandle> {
+    if (this.fh === null) {
+      this.fh = open(this.path, 'r')
+      this.fh.catch(() => { this.fh = null }) // let a later read retry the open
+    }
+    try {
+      return await this.fh
+    } catch (err) {
+      throw new SwarmError('ERR_FILE_CHANGED', `${this.path} cannot be opened: ${(err as Error).message}`, { cause: err })
+    }
+  }
+}

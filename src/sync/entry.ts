@@ -1,0 +1,35 @@
+// The replicated unit of a share: one entry per path (file, folder, or tombstone).
+// Entries are what manifests are made of; everything here is plain data.
+
+export type VersionVector = Record<string, number>
+
+export interface Entry {
+  path: string              // share-relative, '/'-separated, validated by paths.ts
+  type: 'file' | 'dir'
+  deleted: boolean          // tombstone: the path was deleted at this version
+  size: number
+  mtime: number             // integer milliseconds since the epoch; replicated to every copy
+  root: Buffer              // BEP 52 pieces root (ZERO_ROOT for folders, tombstones, empty files)
+  version: VersionVector    // node short id → counter
+  by: string                // short id of the node that made this version
+}
+
+/** How the file looked on this node's disk when the entry was last written or checked. */
+export interface LocalStat { size: number, mtimeMs: number, ino: number }
+
+export interface StoredEntry extends Entry {
+  seq: number
+  local: LocalStat | null
+}
+
+export function sameContent (a: Entry, b: Entry): boolean {
+  return a.type === b.type && a.deleted === b.deleted && (a.deleted || a.root.equals(b.root))
+}
+
+export function localStatOf (st: { size: number, mtimeMs: number, ino: number }): LocalStat {
+  return { size: st.size, mtimeMs: st.mtimeMs, ino: st.ino }
+}
+
+export function sameLocal (a: LocalStat | null, st: { size: number, mtimeMs: number, ino: number }): boolean {
+  return a !== null && a.size === st.size && a.mtimeMs === st.mtimeMs && a.ino === st.ino
+}

@@ -1,0 +1,174 @@
+// Control messages between two nodes: pure encode/decode functions, no I/O.
+//
+// Every connection has one control stream. A frame on it is
+//   u32 length (of what follows) ‖ u8 type ‖ body
+// and the bodies are:
+//   HELLO     u16 protocol ‖ 32 nonce                      — first frame each way
+//   AUTH      32 mac                                       — HMAC proving the cluster secret (see node/auth.ts)
+//   SHARES    u16 n ‖ n × (str id ‖ str indexId ‖ 32 root)  — the shares this node replicates
+//   SUBSCRIBE str share ‖ str indexId ‖ f64 fromSeq        — "send me your entries after fromSeq"
+//   ENTRIES   str share ‖ f64 upTo ‖ u32 n ‖ n × entry     — a batch of the sender's changes (≤ upTo)
+//   ROOT      str share ‖ 32 root ‖ u8 settled             — the sender's manifest root (settled: nothing pending)
+//   ERROR     str code ‖ str message                       — sent before closing on purpose
+// An entry is
+//   str path ‖ u8 flags (1 dir, 2 deleted, 4 has data) ‖ f64 size ‖ f64 mtime ‖ 32 root ‖ str by ‖
+//   u16 n ‖ n × (str node ‖ f64 counter) ‖ [bytes data]
+// where data, for small files, is the whole content inline (the small-file fast path).
+import { Reader, Writer } from './codec.js'
+import { SwarmError } from '../errors.js'
+import type { Entry } from '../sync/entry.js'
+
+export const PROTOCOL_VERSION = 1
+export const MAX_CONTROL_FRAME = 64 * 1024 * 1024
+const MAX_ENTRIES_PER_FRAME = 100_000
+const MAX_VERSION_COMPONENTS = 4096
+
+export const MSG = { HELLO: 1, AUTH: 2, SHARES: 3, SUBSCRIBE: 4, ENTRIES: 5, ROOT: 6, ERROR: 7 } as const
+
+export interface ShareInfo { id: string, indexId: string, root: Buffer }
+export interface WireEntry { entry: Entry, data?: Buffer }
+
+export type ControlMessage =
+  | { type: 'hello', protocol: number, nonce: Buffer }
+  | { type: 'auth', mac: Buffer }
+  | { type: 'shares', shares: ShareInfo[] }
+  | { type: 'subscribe', share: string, indexId: string, fromSeq: number }
+  | { type: 'entries', share: string, upTo: number, entries: WireEntry[] }
+  | { type: 'root', share: string, root: Buffer, settled: boolean }
+  | { type: 'error', code: string, message: string }
+
+function frame (type: number, body: (w: Writer) => void, sizeHint = 256): Buffer {
+  const w = new Writer(sizeHint).u32(0).u8(type)
+  body(w)
+  const out = w.done()
+  out.writeUInt32BE(out.length - 4, 0)
+  return out
+}
+
+function writeEntry (w: Writer, { entry: e, data }: WireEntry): void {
+  w.str(e.path)
+  w.u8((e.type === 'dir' ? 1 : 0) | (e.deleted ? 2 : 0) | (data !== undefined ? 4 : 0))
+  w.f64(e.size).f64(e.mtime).raw(e.root).str(e.by)
+  const keys = Object.keys(e.version)
+  w.u16(keys.length)
+  for (const k of keys) w.str(k).f64(e.version[k]!)
+  if (data !== undefined) w.bytes(data)
+}
+
+function readEntry (r: Reader): WireEntry {
+  const path = r.str()
+  const flags = r.u8()
+  const size = r.f64()
+  const mtime = r.f64()
+  const root = Buffer.from(r.raw(32))
+  const by = r.str()
+  const n = r.u16()
+  if (n > MAX_VERSION_COMPONENTS) throw new SwarmError('ERR_PROTOCOL', 'version vector too long')
+  const version: Record<string, number> = {}
+  for (let i = 0; i < n; i++) {
+    const k = r.str()
+    const c = r.f64()
+    if (!Number.isSafeInteger(c) || c < 0) throw new SwarmError('ERR_PROTOCOL', 'bad version counter')
+    version[k] = c
+  }
+  if (!Number.isSafeInteger(size) || size < 0 || !Number.isFinite(mtime)) throw new SwarmError('ERR_PROTOCOL', 'bad size or mtime')
+  const entry: Entry = { path, type: (flags & 1) !== 0 ? 'dir' : 'file', deleted: (flags & 2) !== 0, size, mtime: Math.trunc(mtime), root, version, by }
+  if ((flags & 4) === 0) return { entry }
+  const data = Buffer.from(r.bytes())
+  if (data.length !== size) throw new SwarmError('ERR_PROTOCOL', 'inline data length differs from entry size')
+  return { entry, data }
+}
+
+export const encode = {
+  hello: (nonce: Buffer) => frame(MSG.HELLO, w => w.u16(PROTOCOL_VERSION).raw(nonce)),
+  auth: (mac: Buffer) => frame(MSG.AUTH, w => w.raw(mac)),
+  shares: (shares: ShareInfo[]) => frame(MSG.SHARES, w => {
+    w.u16(shares.length)
+    for (const s of shares) w.str(s.id).str(s.indexId).raw(s.root)
+  }),
+  subscribe: (share: string, indexId: string, fromSeq: number) => frame(MSG.SUBSCRIBE, w => w.str(share).str(indexId).f64(fromSeq)),
+  entries: (share: string, upTo: number, entries: WireEntry[]) => {
+    let hint = 64
+    for (const e of entries) hint += 128 + e.entry.path.length + (e.data?.length ?? 0)
+    return frame(MSG.ENTRIES, w => {
+      w.str(share).f64(upTo).u32(entries.length)
+      for (const e of entries) writeEntry(w, e)
+    }, hint)
+  },
+  root: (share: string, root: Buffer, settled: boolean) => frame(MSG.ROOT, w => w.str(share).raw(root).u8(settled ? 1 : 0)),
+  error: (code: string, message: string) => frame(MSG.ERROR, w => w.str(code).str(message))
+}
+
+/** Decodes one frame body (type byte + body, without the length prefix). */
+export function decode (body: Buffer): ControlMessage {
+  const r = new Reader(body)
+  const type = r.u8()
+  let msg: ControlMessage
+  switch (type) {
+    case MSG.HELLO: msg = { type: 'hello', protocol: r.u16(), nonce: Buffer.from(r.raw(32)) }; break
+    case MSG.AUTH: msg = { type: 'auth', mac: Buffer.from(r.raw(32)) }; break
+    case MSG.SHARES: {
+      const n = r.u16()
+      const shares: ShareInfo[] = []
+      for (let i = 0; i < n; i++) shares.push({ id: r.str(), indexId: r.str(), root: Buffer.from(r.raw(32)) })
+      msg = { type: 'shares', shares }
+      break
+    }
+    case MSG.SUBSCRIBE: msg = { type: 'subscribe', share: r.str(), indexId: r.str(), fromSeq: r.f64() }; break
+    case MSG.ENTRIES: {
+      const share = r.str()
+      const upTo = r.f64()
+      const n = r.u32()
+      if (n > MAX_ENTRIES_PER_FRAME) throw new SwarmError('ERR_PROTOCOL', 'too many entries in one frame')
+      const entries: WireEntry[] = []
+      for (let i = 0; i < n; i++) entries.push(readEntry(r))
+      msg = { type: 'entries', share, upTo, entries }
+      break
+    }
+    case MSG.ROOT: msg = { type: 'root', share: r.str(), root: Buffer.from(r.raw(32)), settled: r.u8() === 1 }; break
+    case MSG.ERROR: msg = { type: 'error', code: r.str(), message: r.str() }; break
+    default: throw new SwarmError('ERR_PROTOCOL', `unknown control message type ${type}`)
+  }
+  r.end()
+  return msg
+}
+
+/**
+ * Splits a byte stream into frame bodies. Push chunks in; complete frames come out.
+ * A frame longer than MAX_CONTROL_FRAME is a protocol error (never buffered).
+ */
+export class FrameSplitter {
+  private chunks: Buffer[] = []
+  private have = 0
+
+  push (chunk: Buffer): Buffer[] {
+    this.chunks.push(chunk)
+    this.have += chunk.length
+    const out: Buffer[] = []
+    while (this.have >= 4) {
+      const head = this.peek(4)
+      const len = head.readUInt32BE(0)
+      if (len > MAX_CONTROL_FRAME || len === 0) throw new SwarmError('ERR_PROTOCOL', `control frame of ${len} bytes refused`)
+      if (this.have < 4 + len) break
+      const all = this.take(4 + len)
+      out.push(all.subarray(4))
+    }
+    return out
+  }
+
+  private peek (n: number): Buffer {
+    if (this.chunks[0]!.length >= n) return this.chunks[0]!
+    const b = Buffer.concat(this.chunks)
+    this.chunks = [b]
+    return b
+  }
+
+  private take (n: number): Buffer {
+    const b = this.chunks.length === 1 ? this.chunks[0]! : Buffer.concat(this.chunks)
+    const out = b.subarray(0, n)
+    const rest = b.subarray(n)
+    this.chunks = rest.length > 0 ? [rest] : []
+    this.have -= n
+    return out
+  }
+}
