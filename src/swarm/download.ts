@@ -567,7 +567,6 @@ export class Download extends EventEmitter implements PieceSource {
       (err) => {
         this.pendingWrites--
         this.io--
-        this.picker.release(index)
         this.fail(diskError(err, this.partPath))
         this.maybeCloseFile()
       }

@@ -160,7 +160,7 @@ export class Share extends EventEmitter<ShareEvents> {
     if (st === null) return live !== undefined ? { entry: this.tombstone(live), local: null } : null
     if (st.isDirectory()) {
       if (live?.type === 'dir') return null
-      return { entry: this.newVersion(old, { type: 'dir', size: 0, mtime: 0, root: ZERO_ROOT }), local: null }
+      return { entry: this.newVersion(rel, old, { type: 'dir', size: 0, mtime: 0, root: ZERO_ROOT }), local: null }
     }
     if (!st.isFile()) {
       if (!this.warnedSpecial.has(rel)) {
@@ -185,7 +185,7 @@ export class Share extends EventEmitter<ShareEvents> {
       live.local = local
       return null
     }
-    return { entry: this.newVersion(old, { type: 'file', size: hashed.size, mtime, root: hashed.root }), local }
+    return { entry: this.newVersion(rel, old, { type: 'file', size: hashed.size, mtime, root: hashed.root }), local }
   }
 
   private requeue (rel: string): void {
@@ -219,9 +219,8 @@ export class Share extends EventEmitter<ShareEvents> {
     return { root: h.root, size: h.size, mtimeMs: h.mtimeMs, ino: h.ino }
   }
 
-  private newVersion (old: Entry | undefined, content: Pick<Entry, 'type' | 'size' | 'mtime' | 'root'>): Entry {
-    const path = old?.path
-    return { path: path!, deleted: false, ...content, version: bumpVersion(old?.version, this.host.shortId), by: this.host.shortId }
+  private newVersion (path: string, old: Entry | undefined, content: Pick<Entry, 'type' | 'size' | 'mtime' | 'root'>): Entry {
+    return { path, deleted: false, ...content, version: bumpVersion(old?.version, this.host.shortId), by: this.host.shortId }
   }
 
   private tombstone (e: Entry): Entry {

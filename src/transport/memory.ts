@@ -42,6 +42,7 @@ class MemStream extends Duplex {
     super({ allowHalfOpen: true, readableHighWaterMark: MEM_HIGH_WATER_MARK, writableHighWaterMark: MEM_HIGH_WATER_MARK })
     this.#announce = announce
     this.#onGone = onGone
+    this.on('error', noop) // as in quic.ts: unobserved stream errors never crash the process
   }
 
   static pair (announceA: (s: MemStream) => void, goneA: (s: MemStream) => void, goneB: (s: MemStream) => void): [MemStream, MemStream] {
@@ -54,10 +55,10 @@ class MemStream extends Duplex {
     return [a, b]
   }
 
-  /** our FIN was sent and the peer's FIN was received */
+  /** end() was called and the peer's FIN was received (see QuicStream.complete) */
   get complete (): boolean {
     const other = this.#other
-    return this.#finSent && other !== undefined && other.#finSent
+    return this.writableEnded && other !== undefined && other.#finSent
   }
 
   #activate (): void {

@@ -194,7 +194,8 @@ const noop = (): void => {}
  * (small buffered chunks are coalesced); end() sends FIN. destroy() before
  * both directions finished resets our send side and stops our receive side;
  * such streams fail on the peer with ERR_CLOSED. Native failures surface as
- * an 'error' of SwarmError ERR_CLOSED.
+ * an 'error' of SwarmError ERR_CLOSED (a no-op 'error' listener is always
+ * attached, so an unobserved stream fails quietly instead of crashing).
  */
 class QuicStream extends Duplex {
   readonly #native: NapiStream
@@ -209,11 +210,19 @@ class QuicStream extends Duplex {
     this.#native = native
     this.#readChunk = readChunk
     this.#onGone = onGone
+    // A peer that resets a stream or drops the connection must not crash the
+    // process through an unhandled 'error': errors still reach every listener
+    // (and pipeline / finished / for-await); `errored` keeps the reason.
+    this.on('error', noop)
   }
 
-  /** true once our side has both received FIN and sent FIN (nothing lost if the connection goes now) */
+  /**
+   * The peer's FIN was received and end() was called: the user is done with
+   * this stream, so a connection teardown destroys it quietly (an unflushed
+   * end() still shows as a premature close to finished()/pipeline()).
+   */
   get complete (): boolean {
-    return this.#readEnded && this.writableFinished
+    return this.#readEnded && this.writableEnded
   }
 
   override _read (): void {
@@ -558,6 +567,7 @@ class QuicTransport implements Transport {
   async #dialOne (ip: string, port: number): Promise<NapiConnection> {
     const target = formatHostPort(ip, port)
     const family: 4 | 6 = isIP(ip) === 6 ? 6 : 4
+    this.#checkOpen() // close() may have run while we resolved the host: never re-create a client
     let client = this.#clients.get(family)
     if (client === undefined) {
       try {

@@ -1,0 +1,69 @@
+// Shared bench plumbing: run `swarm share` nodes as real child processes on loopback and read
+// their --json event lines.
+import { spawn, type ChildProcess } from 'node:child_process'
+import { createInterface } from 'node:readline'
+import { mkdtempSync, mkdirSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join, dirname } from 'node:path'
+import { fileURLToPath } from 'node:url'
+
+const BIN = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'bin', 'swarm.js')
+export const SECRET = 'bench-secret-0123456789'
+
+export interface BenchNode {
+  proc: ChildProcess
+  dir: string
+  address: string
+  peerId: string
+  on (event: string, fn: (e: Record<string, unknown>) => void): void
+  off (event: string, fn: (e: Record<string, unknown>) => void): void
+  waitEvent (event: string, pred?: (e: Record<string, unknown>) => boolean, ms?: number): Promise<Record<string, unknown>>
+  stop (): Promise<void>
+}
+
+export function benchDir (): string { return mkdtempSync(join(tmpdir(), 'swarm-bench-')) }
+
+export async function startBenchNode (base: string, name: string, peers: string[] = []): Promise<BenchNode> {
+  const dir = join(base, name, 'share')
+  mkdirSync(dir, { recursive: true })
+  const args = [BIN, 'share', `${dir}=bench`, '--listen', '127.0.0.1:0', '--secret', SECRET, '--state', join(base, name, 'state'), '--json']
+  for (const p of peers) args.push('--peer', p)
+  const proc = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'inherit'] })
+  const listeners = new Map<string, Set<(e: Record<string, unknown>) => void>>()
+  createInterface({ input: proc.stdout! }).on('line', line => {
+    let e: Record<string, unknown>
+    try { e = JSON.parse(line) } catch { return }
+    for (const fn of listeners.get(e.event as string) ?? []) fn(e)
+  })
+  const node: BenchNode = {
+    proc, dir, address: '', peerId: '',
+    on (event, fn) { if (!listeners.has(event)) listeners.set(event, new Set()); listeners.get(event)!.add(fn) },
+    off (event, fn) { listeners.get(event)?.delete(fn) },
+    waitEvent (event, pred = () => true, ms = 120_000) {
+      return new Promise((resolve, reject) => {
+        const t = setTimeout(() => { node.off(event, fn); reject(new Error(`${name}: no ${event} within ${ms} ms`)) }, ms)
+        const fn = (e: Record<string, unknown>) => { if (pred(e)) { clearTimeout(t); node.off(event, fn); resolve(e) } }
+        node.on(event, fn)
+      })
+    },
+    async stop () {
+      if (proc.exitCode !== null) return
+      const exited = new Promise(r => proc.once('exit', r))
+      proc.kill('SIGTERM')
+      await exited
+    }
+  }
+  const l = await node.waitEvent('listening', undefined, 30_000)
+  node.address = l.address as string
+  node.peerId = l.peerId as string
+  return node
+}
+
+export function percentile (xs: number[], p: number): number {
+  const s = [...xs].sort((a, b) => a - b)
+  return s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))]!
+}
+
+export function print (name: string, value: number | string): void {
+  console.log(`${name}: ${typeof value === 'number' ? Number(value.toFixed(2)) : value}`)
+}

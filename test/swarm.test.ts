@@ -1,0 +1,460 @@
+// Tests of the piece exchange (src/swarm/): FileSource, serveWire, Download over loopback TCP.
+import { test, after } from 'node:test'
+import assert from 'node:assert/strict'
+import { createHash, randomBytes } from 'node:crypto'
+import { EventEmitter, once } from 'node:events'
+import { mkdtempSync, rmSync, statSync, utimesSync, writeFileSync, readFileSync, openSync, writeSync, closeSync } from 'node:fs'
+import { createServer, connect, type Server, type Socket } from 'node:net'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import Wire from 'bittorrent-protocol'
+import { fileRoot, pieceLayerOf, pieceCount, PIECE_SIZE } from '../src/merkle/bep52.js'
+import { FileSource, type PieceSource } from '../src/swarm/source.js'
+import { serveWire } from '../src/swarm/serve.js'
+import { Download } from '../src/swarm/download.js'
+import { FrameGuard } from '../src/swarm/framing.js'
+import { Picker } from '../src/swarm/picker.js'
+import { isSwarmError, SwarmError } from '../src/errors.js'
+
+const dir = mkdtempSync(join(tmpdir(), 'swarm-test-'))
+after(() => { rmSync(dir, { recursive: true, force: true }) })
+
+let seq = 0
+function tmp (name: string): string { return join(dir, `${seq++}-${name}`) }
+function peerId (name: string): Buffer { return createHash('sha1').update(name).digest() }
+
+interface Fixture { path: string, data: Buffer, root: Buffer, layer: Buffer, mtimeMs: number }
+function makeFile (size: number): Fixture {
+  const path = tmp('src.bin')
+  const data = randomBytes(size)
+  writeFileSync(path, data)
+  return { path, data, root: fileRoot(data), layer: pieceLayerOf(data), mtimeMs: statSync(path).mtimeMs }
+}
+function fileSource (f: Fixture): FileSource {
+  return new FileSource({ path: f.path, root: f.root, size: f.data.length, layer: f.layer.length > 0 ? f.layer : null, mtimeMs: f.mtimeMs })
+}
+
+// one loopback listener hands out socket pairs
+let server: Server | null = null
+const waiting: Array<(s: Socket) => void> = []
+async function socketPair (): Promise<[Socket, Socket]> {
+  if (server === null) {
+    server = createServer((s) => { waiting.shift()?.(s) })
+    server.listen(0, '127.0.0.1')
+    await once(server, 'listening')
+  }
+  const addr = server.address() as { port: number }
+  const accepted = new Promise<Socket>((resolve) => waiting.push(resolve))
+  const client = connect(addr.port, '127.0.0.1')
+  await once(client, 'connect')
+  const srv = await accepted
+  client.setNoDelay(true)
+  srv.setNoDelay(true)
+  return [client, srv]
+}
+after(() => { server?.close() })
+
+function lookupFor (...sources: PieceSource[]) {
+  return (ih: Buffer) => sources.find(s => s.root.subarray(0, 20).equals(ih))
+}
+
+/** serve `source` on a fresh socket pair and add it to `dl` as `label`; returns the server-side socket */
+async function link (dl: Download, source: PieceSource, label: string): Promise<Socket> {
+  const [a, b] = await socketPair()
+  serveWire(b, { peerId: peerId('srv-' + label), lookup: lookupFor(source) })
+  dl.addPeer(a, label)
+  return b
+}
+
+function newDownload (f: Fixture, extra: Partial<ConstructorParameters<typeof Download>[0]> = {}): Download {
+  return new Download({ root: f.root, size: f.data.length, partPath: tmp('dl.part'), peerId: peerId('dl' + seq), ...extra })
+}
+
+function popcount (bits: Uint8Array): number {
+  let n = 0
+  for (const b of bits) for (let x = b; x !== 0; x &= x - 1) n++
+  return n
+}
+
+/** a PieceSource wrapper: delays and/or corrupts what it serves */
+class WrappedSource extends EventEmitter implements PieceSource {
+  constructor (readonly inner: PieceSource, readonly opts: { delayMs?: number, corrupt?: (i: number) => boolean, badLayer?: boolean }) {
+    super()
+    inner.on('have', (i: number) => this.emit('have', i))
+  }
+
+  get root (): Buffer { return this.inner.root }
+  get size (): number { return this.inner.size }
+  get pieceSize (): number { return this.inner.pieceSize }
+  get numPieces (): number { return this.inner.numPieces }
+  has (i: number): boolean { return this.inner.has(i) }
+  complete (): boolean { return this.inner.complete() }
+  async readPiece (i: number): Promise<Buffer> {
+    if (this.opts.delayMs !== undefined) await new Promise(resolve => setTimeout(resolve, this.opts.delayMs))
+    const buf = await this.inner.readPiece(i)
+    if (this.opts.corrupt?.(i) === true) {
+      const copy = Buffer.from(buf)
+      copy[copy.length >> 1] ^= 0x5a
+      return copy
+    }
+    return buf
+  }
+
+  async pieceLayer (): Promise<Buffer | null> {
+    const l = await this.inner.pieceLayer()
+    if (l === null || this.opts.badLayer !== true) return l
+    const copy = Buffer.from(l)
+    copy[0] ^= 1
+    return copy
+  }
+}
+
+test('50 MB from two FileSources: bytes match and both peers supply a substantial share', async () => {
+  const f = makeFile(50_000_000)
+  const s1 = fileSource(f)
+  const s2 = fileSource(f)
+  const dl = newDownload(f)
+  await link(dl, s1, 'one')
+  await link(dl, s2, 'two')
+  const t0 = Date.now()
+  await dl.start()
+  const ms = Date.now() - t0
+  const n = pieceCount(f.data.length)
+  assert.ok(readFileSync(dl.partPath).equals(f.data))
+  assert.equal(dl.stats.piecesFetched, n)
+  assert.equal(dl.stats.verifyFailures, 0)
+  const one = dl.stats.perPeer.get('one') ?? 0
+  const two = dl.stats.perPeer.get('two') ?? 0
+  assert.equal(one + two, n)
+  assert.ok(one >= n * 0.25 && two >= n * 0.25, `shares one=${one} two=${two} of ${n}`)
+  assert.ok(dl.complete())
+  console.log(`# 50 MB in ${ms} ms, one=${one} two=${two}`)
+  dl.close()
+  await s1.close()
+  await s2.close()
+})
+
+test('a holder corrupting pieces is detected, dropped after 3, and pieces come from the good holder', async () => {
+  const f = makeFile(8 * PIECE_SIZE + 1234)
+  const good = fileSource(f)
+  const bad = new WrappedSource(fileSource(f), { corrupt: () => true })
+  const dl = newDownload(f)
+  const errors: Array<[string, unknown]> = []
+  dl.on('peer-error', (label: string, err: unknown) => errors.push([label, err]))
+  await link(dl, bad, 'bad')
+  await link(dl, good, 'good')
+  await dl.start()
+  assert.ok(readFileSync(dl.partPath).equals(f.data))
+  assert.equal(dl.stats.verifyFailures, 3)
+  assert.equal(dl.stats.perPeer.get('bad'), undefined)
+  assert.equal(dl.stats.perPeer.get('good'), pieceCount(f.data.length))
+  const badErr = errors.find(([l]) => l === 'bad')
+  assert.ok(badErr !== undefined && isSwarmError(badErr[1], 'ERR_VERIFY_FAILED'), `peer errors: ${JSON.stringify(errors)}`)
+  dl.close()
+})
+
+test('a holder corrupting a few pieces stays connected; the pieces are refetched elsewhere', async () => {
+  const f = makeFile(16 * PIECE_SIZE)
+  const good = new WrappedSource(fileSource(f), { delayMs: 1 })
+  const bad = new WrappedSource(fileSource(f), { corrupt: (i) => i === 0 || i === 1 })
+  const dl = newDownload(f)
+  await link(dl, bad, 'flaky') // connected first: it is asked for the first pieces
+  await new Promise(resolve => setTimeout(resolve, 50))
+  await link(dl, good, 'good')
+  await dl.start()
+  assert.ok(readFileSync(dl.partPath).equals(f.data))
+  assert.ok(dl.stats.verifyFailures >= 1 && dl.stats.verifyFailures <= 2)
+  assert.equal(dl.stats.piecesFetched, 16)
+  dl.close()
+})
+
+test('resume: abort half way, a new Download with the saved bitfield fetches only the rest', async () => {
+  const f = makeFile(40 * PIECE_SIZE + 99)
+  const n = pieceCount(f.data.length)
+  const src = new WrappedSource(fileSource(f), { delayMs: 2 })
+  const partPath = tmp('resume.part')
+  const d1 = newDownload(f, { partPath })
+  let verified = 0
+  d1.on('verified', () => { if (++verified === Math.floor(n / 2)) d1.abort() })
+  await link(d1, src, 'h')
+  await assert.rejects(d1.start(), (err: unknown) => isSwarmError(err, 'ERR_CLOSED'))
+  const have = d1.haveBitfield()
+  const k = popcount(have)
+  assert.ok(k >= Math.floor(n / 2) && k < n, `had ${k} of ${n}`)
+  await new Promise(resolve => setTimeout(resolve, 50)) // let d1's last writes land
+
+  const d2 = newDownload(f, { partPath, have })
+  const fetched: number[] = []
+  d2.on('verified', (i: number) => fetched.push(i))
+  await link(d2, src, 'h')
+  await d2.start()
+  assert.equal(d2.stats.piecesFetched, n - k)
+  for (const i of fetched) assert.ok((have[i >> 3] & (0x80 >> (i & 7))) === 0, `piece ${i} refetched`)
+  assert.ok(readFileSync(partPath).equals(f.data))
+  d2.close()
+})
+
+test('a partial holder (Download in progress) serves what it has to a third downloader', async () => {
+  const f = makeFile(40 * PIECE_SIZE)
+  const n = pieceCount(f.data.length)
+  const slow = new WrappedSource(fileSource(f), { delayMs: 10 })
+  const a = newDownload(f)
+  await link(a, slow, 'holder')
+  let aDone = false
+  const aStart = a.start().then(() => { aDone = true })
+  await new Promise<void>(resolve => a.on('verified', () => { if (popcount(a.haveBitfield()) === 5) resolve() }))
+
+  const c = newDownload(f)
+  let beforeADone = 0
+  c.on('verified', () => { if (!aDone) beforeADone++ })
+  await link(c, a, 'partial') // C only knows A; A has no layer to give until... it has one already
+  await c.start()
+  await aStart
+  assert.ok(readFileSync(c.partPath).equals(f.data))
+  assert.equal(c.stats.perPeer.get('partial'), n)
+  assert.ok(beforeADone > 0, 'C received pieces while A was still downloading')
+  a.close()
+  c.close()
+})
+
+test('a downloader waits for a peer when none can supply, then completes', async () => {
+  const f = makeFile(3 * PIECE_SIZE)
+  const dl = newDownload(f)
+  let settled = false
+  const p = dl.start().finally(() => { settled = true })
+  await new Promise(resolve => setTimeout(resolve, 100))
+  assert.equal(settled, false)
+  await link(dl, fileSource(f), 'late')
+  await p
+  assert.ok(readFileSync(dl.partPath).equals(f.data))
+  dl.close()
+})
+
+test('a holder disconnecting mid-transfer: its pieces go back to the pool', async () => {
+  const f = makeFile(30 * PIECE_SIZE)
+  const dl = newDownload(f)
+  const s1 = await link(dl, new WrappedSource(fileSource(f), { delayMs: 3 }), 'dies')
+  await link(dl, new WrappedSource(fileSource(f), { delayMs: 3 }), 'stays')
+  const errors: string[] = []
+  dl.on('peer-error', (label: string) => errors.push(label))
+  let count = 0
+  dl.on('verified', () => { if (++count === 6) s1.destroy() })
+  await dl.start()
+  assert.ok(readFileSync(dl.partPath).equals(f.data))
+  assert.deepEqual(errors, ['dies'])
+  dl.close()
+})
+
+test('a bad piece layer drops that peer; the layer then comes from another', async () => {
+  const f = makeFile(5 * PIECE_SIZE + 7)
+  const dl = newDownload(f)
+  const errors: Array<[string, unknown]> = []
+  dl.on('peer-error', (label: string, err: unknown) => {
+    errors.push([label, err])
+    if (label === 'liar') void link(dl, fileSource(f), 'honest')
+  })
+  await link(dl, new WrappedSource(fileSource(f), { badLayer: true }), 'liar')
+  await dl.start()
+  assert.ok(readFileSync(dl.partPath).equals(f.data))
+  assert.equal(errors.length, 1)
+  assert.ok(isSwarmError(errors[0][1], 'ERR_VERIFY_FAILED'))
+  assert.equal(dl.stats.perPeer.get('honest'), pieceCount(f.data.length))
+  dl.close()
+})
+
+test('single-piece, exactly-one-piece, 1-byte and empty files', async () => {
+  for (const size of [100_000, PIECE_SIZE, 1, PIECE_SIZE + 1]) {
+    const f = makeFile(size)
+    const dl = newDownload(f)
+    await link(dl, fileSource(f), 'h')
+    await dl.start()
+    assert.ok(readFileSync(dl.partPath).equals(f.data), `size ${size}`)
+    assert.equal(dl.stats.piecesFetched, pieceCount(size))
+    dl.close()
+  }
+  const empty = makeFile(0)
+  const dl = newDownload(empty)
+  await dl.start() // nothing to fetch, no peer needed
+  assert.equal(readFileSync(dl.partPath).length, 0)
+  dl.close()
+})
+
+test('the given layer is used (no layer request) and a wrong given layer is refused', async () => {
+  const f = makeFile(4 * PIECE_SIZE)
+  const bad = Buffer.from(f.layer)
+  bad[5] ^= 1
+  assert.throws(() => newDownload(f, { layer: bad }), (err: unknown) => isSwarmError(err, 'ERR_VERIFY_FAILED'))
+  const dl = newDownload(f, { layer: f.layer })
+  // this holder would hand out a bad layer: it must not be asked
+  await link(dl, new WrappedSource(fileSource(f), { badLayer: true }), 'h')
+  await dl.start()
+  assert.ok(readFileSync(dl.partPath).equals(f.data))
+  dl.close()
+})
+
+/** a raw client wire to serveWire, with fast extension, for poking at the server */
+async function rawClient (source: PieceSource): Promise<{ wire: Wire, sock: Socket, closed: Promise<unknown> }> {
+  const [a, b] = await socketPair()
+  let closeErr: unknown
+  const closed = new Promise(resolve => serveWire(b, { peerId: peerId('srv'), lookup: lookupFor(source), onClose: (err) => { closeErr = err; resolve(closeErr) } }))
+  const wire = new Wire()
+  a.on('data', (d: Buffer) => wire.write(d))
+  wire.on('data', (d: Uint8Array) => a.write(d))
+  a.on('error', () => {})
+  a.on('close', () => wire.destroy())
+  wire.handshake(source.root.subarray(0, 20), peerId('raw'), { fast: true })
+  await once(wire, 'bitfield')
+  wire.interested()
+  await once(wire, 'unchoke')
+  return { wire, sock: a, closed }
+}
+
+function requestP (wire: Wire, index: number, offset: number, length: number): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    wire.request(index, offset, length, (err, buf) => {
+      if (err !== null) reject(err)
+      else resolve(Buffer.from(buf as Uint8Array))
+    })
+  })
+}
+
+test('requests outside the file or beyond a piece are refused; sub-ranges are served', async () => {
+  const f = makeFile(3 * PIECE_SIZE + 5000)
+  const { wire, sock } = await rawClient(fileSource(f))
+  const rejected = /rejected/
+  await assert.rejects(requestP(wire, 4, 0, 16384), rejected) // no such piece
+  await assert.rejects(requestP(wire, 3, 0, 16384), rejected) // last piece is 5000 bytes
+  await assert.rejects(requestP(wire, 0, PIECE_SIZE - 10, 100), rejected) // crosses the piece end
+  await assert.rejects(requestP(wire, 0, 0, PIECE_SIZE + 16384), rejected) // more than a piece
+  await assert.rejects(requestP(wire, 0, 0, 0), rejected) // empty
+  await assert.rejects(requestP(wire, 0xffffffff, 0xffff0000, 0x10000), rejected)
+  const sub = await requestP(wire, 1, 1000, 5000)
+  assert.ok(sub.equals(f.data.subarray(PIECE_SIZE + 1000, PIECE_SIZE + 6000)))
+  const last = await requestP(wire, 3, 0, 5000)
+  assert.ok(last.equals(f.data.subarray(3 * PIECE_SIZE)))
+  sock.destroy()
+})
+
+test('a hostile peer announcing a huge frame is disconnected without it being buffered', async () => {
+  const f = makeFile(2 * PIECE_SIZE)
+  // against the server: valid handshake, then a 4 GiB - 16 length prefix
+  const [a, b] = await socketPair()
+  const closed = new Promise<unknown>(resolve => serveWire(b, { peerId: peerId('srv'), lookup: lookupFor(fileSource(f)), onClose: resolve }))
+  a.on('error', () => {})
+  const hs = Buffer.concat([Buffer.from('\x13BitTorrent protocol'), Buffer.alloc(8), f.root.subarray(0, 20), peerId('evil')])
+  const head = Buffer.alloc(4)
+  head.writeUInt32BE(0xfffffff0)
+  a.write(Buffer.concat([hs, head, randomBytes(4096)]))
+  const err = await closed
+  assert.ok(isSwarmError(err, 'ERR_PROTOCOL'), String(err))
+  await once(a, 'close')
+
+  // against the downloader: a fake holder that handshakes and then announces a huge message
+  const [c, d] = await socketPair()
+  d.on('error', () => {})
+  d.once('data', () => {
+    d.write(Buffer.concat([Buffer.from('\x13BitTorrent protocol'), Buffer.alloc(8), f.root.subarray(0, 20), peerId('evil')]))
+    d.write(head)
+    d.write(randomBytes(8192))
+  })
+  const dl = newDownload(f)
+  const peerErr = new Promise<[string, unknown]>(resolve => dl.on('peer-error', (l: string, e: unknown) => resolve([l, e])))
+  dl.addPeer(c, 'evil')
+  const [label, e] = await peerErr
+  assert.equal(label, 'evil')
+  assert.ok(isSwarmError(e, 'ERR_PROTOCOL'), String(e))
+  dl.abort()
+})
+
+test('the frame guard splits and joins frames at any chunking', () => {
+  const hs = Buffer.concat([Buffer.from('\x13BitTorrent protocol'), Buffer.alloc(48, 1)])
+  const frames = [Buffer.from([0, 0, 0, 0]), Buffer.from([0, 0, 0, 1, 2]), Buffer.concat([Buffer.from([0, 0, 0x40, 0]), randomBytes(0x4000)])]
+  const all = Buffer.concat([hs, ...frames, ...frames])
+  for (const step of [1, 3, 4, 5, 67, 68, 69, 1000, all.length]) {
+    const g = new FrameGuard(0x4000)
+    const out: Buffer[] = []
+    for (let i = 0; i < all.length; i += step) out.push(...g.push(all.subarray(i, i + step)))
+    assert.ok(Buffer.concat(out).equals(all), `step ${step}`)
+    // every output ends on a unit boundary: re-parse
+    for (const o of out) {
+      let pos = 0
+      if (o === out[0] || o.subarray(0, 20).equals(hs.subarray(0, 20))) { /* may start with the handshake */ }
+      if (o[0] === 19 && o.length >= 68 && o.subarray(1, 20).toString() === 'BitTorrent protocol') pos = 68
+      while (pos < o.length) pos += 4 + o.readUInt32BE(pos)
+      assert.equal(pos, o.length, `step ${step}: output not frame aligned`)
+    }
+  }
+  const g = new FrameGuard(100)
+  g.push(hs)
+  assert.throws(() => g.push(Buffer.from([0, 0, 0, 101])), (err: unknown) => isSwarmError(err, 'ERR_PROTOCOL'))
+  assert.throws(() => new FrameGuard(100).push(Buffer.from('GET / HTTP/1.1\r\n')), (err: unknown) => isSwarmError(err, 'ERR_PROTOCOL'))
+})
+
+test('FileSource refuses pieces of a changed file, also one changed in place with the old mtime', async () => {
+  const f = makeFile(3 * PIECE_SIZE)
+  const src = fileSource(f)
+  assert.ok((await src.readPiece(1)).equals(f.data.subarray(PIECE_SIZE, 2 * PIECE_SIZE)))
+  // modify in place, restore mtime
+  const st = statSync(f.path)
+  const fd = openSync(f.path, 'r+')
+  writeSync(fd, Buffer.from('X'), 0, 1, PIECE_SIZE + 10)
+  closeSync(fd)
+  utimesSync(f.path, st.atime, st.mtime)
+  await assert.rejects(src.readPiece(1), (err: unknown) => isSwarmError(err, 'ERR_FILE_CHANGED'))
+  assert.ok((await src.readPiece(0)).equals(f.data.subarray(0, PIECE_SIZE)))
+  // a new mtime: everything is refused
+  utimesSync(f.path, st.atime, new Date(st.mtimeMs + 5000))
+  await assert.rejects(src.readPiece(0), (err: unknown) => isSwarmError(err, 'ERR_FILE_CHANGED'))
+  await assert.rejects(src.readPiece(3), (err: unknown) => isSwarmError(err, 'ERR_BAD_ARGUMENT'))
+  await src.close()
+})
+
+test('a holder whose file changed rejects; the downloader goes elsewhere', async () => {
+  const f = makeFile(6 * PIECE_SIZE)
+  const changedPath = tmp('changed.bin')
+  writeFileSync(changedPath, f.data)
+  const changed = new FileSource({ path: changedPath, root: f.root, size: f.data.length, layer: f.layer, mtimeMs: statSync(changedPath).mtimeMs })
+  writeFileSync(changedPath, randomBytes(f.data.length)) // same size, new content and mtime
+  const dl = newDownload(f)
+  await link(dl, changed, 'changed')
+  await link(dl, new WrappedSource(fileSource(f), { delayMs: 5 }), 'good')
+  await dl.start()
+  assert.ok(readFileSync(dl.partPath).equals(f.data))
+  assert.equal(dl.stats.perPeer.get('changed'), undefined)
+  assert.equal(dl.stats.verifyFailures, 0)
+  dl.close()
+})
+
+test('disk full: start() rejects with ERR_NO_SPACE', { skip: process.platform !== 'linux' }, async () => {
+  const f = makeFile(2 * PIECE_SIZE)
+  const dl = newDownload(f, { partPath: '/dev/full' }) // every write fails with ENOSPC
+  await link(dl, fileSource(f), 'h')
+  await assert.rejects(dl.start(), (err: unknown) => isSwarmError(err, 'ERR_NO_SPACE'))
+})
+
+test('abort before and during start rejects with ERR_CLOSED', async () => {
+  const f = makeFile(2 * PIECE_SIZE)
+  const d1 = newDownload(f)
+  d1.abort()
+  await assert.rejects(d1.start(), (err: unknown) => isSwarmError(err, 'ERR_CLOSED'))
+  const d2 = newDownload(f)
+  const p = d2.start()
+  d2.abort()
+  await assert.rejects(p, (err: unknown) => err instanceof SwarmError && err.code === 'ERR_CLOSED')
+})
+
+test('picker: rarest first, released pieces return, done pieces never come back', () => {
+  const p = new Picker(6, (i) => i === 5)
+  for (const i of [0, 1, 2, 3, 4]) p.addHolder(i)
+  p.addHolder(0); p.addHolder(1); p.addHolder(3) // 2 and 4 are rarest
+  assert.equal(p.pick(() => true), 2)
+  p.markRequested(2)
+  assert.equal(p.pick(() => true), 4)
+  assert.equal(p.pick((i) => i !== 4), 0)
+  p.release(2)
+  assert.equal(p.pick(() => true), 4)
+  p.markDone(4); p.markDone(2)
+  assert.equal(p.pick(() => true), 0)
+  assert.equal(p.remaining, 3)
+  assert.equal(p.pick((i) => i === 5), -1)
+})
