@@ -3,7 +3,7 @@
 // delay p50 978 / p99 1500 ms; lsyncd with delay 0: p50 66 / p99 136 ms.
 import { writeFileSync, readFileSync, rmSync } from 'node:fs'
 import { join } from 'node:path'
-import { randomBytes } from 'node:crypto'
+import { randomBytes, createHash } from 'node:crypto'
 import { benchDir, startBenchNode, percentile, print } from './lib.js'
 
 const TRIES = Number(process.env.TRIES ?? 200)
@@ -18,7 +18,9 @@ try {
   for (let i = 0; i < TRIES; i++) {
     const name = `lat-${i}.bin`
     const data = randomBytes(4096)
-    const arrived = b.waitEvent('file-updated', e => e.path === name, 10_000)
+    // A 4 KiB file is one BEP 52 leaf: its root is its SHA-256. Wait for that version, not an earlier partial one.
+    const root = createHash('sha256').update(data).digest('hex')
+    const arrived = b.waitEvent('file-updated', e => e.path === name && e.root === root, 10_000)
     const t0 = performance.now()
     writeFileSync(join(a.dir, name), data)
     await arrived

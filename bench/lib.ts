@@ -28,6 +28,8 @@ export async function startBenchNode (base: string, name: string, peers: string[
   mkdirSync(dir, { recursive: true })
   const args = [BIN, 'share', `${dir}=bench`, '--listen', '127.0.0.1:0', '--secret', SECRET, '--state', join(base, name, 'state'), '--json']
   for (const p of peers) args.push('--peer', p)
+  // SWARM_PROF=<dir> writes a CPU profile of every node process there.
+  if (process.env.SWARM_PROF !== undefined) args.unshift('--cpu-prof', '--cpu-prof-dir=' + process.env.SWARM_PROF)
   const proc = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'inherit'] })
   const listeners = new Map<string, Set<(e: Record<string, unknown>) => void>>()
   createInterface({ input: proc.stdout! }).on('line', line => {

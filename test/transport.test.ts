@@ -231,6 +231,29 @@ function basicSuite (env: () => Env): void {
     assert.ok(isSwarmError(err, 'ERR_CLOSED'), String(err))
   })
 
+  it('a reader that stops early fails the peer writer with ERR_CLOSED', async () => {
+    await setup()
+    const inbound = nextStream(pair.server)
+    const s = await pair.client.openStream()
+    s.write('send me lots')
+    s.end()
+    const r = await within(5000, inbound, 'inbound stream')
+    assert.equal((await readAll(r)).toString(), 'send me lots')
+    const writerFailed = (async () => {
+      const chunk = Buffer.alloc(64 * 1024, 1)
+      for (let i = 0; i < 100_000 && !r.destroyed; i++) {
+        if (!r.write(chunk)) await new Promise(resolve => { r.once('drain', resolve); r.once('close', resolve) })
+      }
+      return r.errored
+    })()
+    let received = 0
+    await new Promise<void>(resolve => {
+      s.on('data', (c: Buffer) => { received += c.length; if (received > 256 * 1024) { s.destroy(); resolve() } })
+    })
+    const err = await within(5000, writerFailed, 'writer failure')
+    assert.ok(isSwarmError(err, 'ERR_CLOSED'), String(err))
+  })
+
   it('port in use gives ERR_ADDRESS_IN_USE', async () => {
     await setup()
     const x = e.make()
@@ -510,7 +533,7 @@ describe('quic transport', () => {
     const b = createQuicTransport(createIdentity(), { maxConcurrentStreams: 32 })
     extra.push(a, b)
     const p = await connect(a, b, '127.0.0.1')
-    p.server.onStream(s => { void readAll(s).then(d => s.end(d)) })
+    p.server.onStream(s => { readAll(s).then(d => s.end(d), () => {}) })
     for (let i = 0; i < 200; i++) {
       const s = await within(3000, p.client.openStream(), `open stream ${i}`)
       const reply = readAll(s)
@@ -643,6 +666,27 @@ describe('memory transport', () => {
     await expectCode(net1.transport('c').listen('mem', 7000, () => {}), 'ERR_ADDRESS_IN_USE')
     await a.close()
     await b.close()
+  })
+
+  it('backpressure: the writer is held back until the reader reads', async () => {
+    const net = createMemoryNetwork()
+    const a = net.transport('a')
+    const b = net.transport('b')
+    const p = await connect(a, b, 'mem')
+    const inbound = nextStream(p.server)
+    const s = await p.client.openStream()
+    const chunk = randomBytes(64 * 1024)
+    let acked = 0
+    let sawFalse = false
+    for (let i = 0; i < 160; i++) { if (!s.write(chunk, () => { acked += chunk.length })) sawFalse = true }
+    s.end()
+    const r = await inbound
+    await sleep(50)
+    assert.ok(sawFalse)
+    assert.ok(acked < 4 * 1024 * 1024, `acked ${acked}`)
+    assert.equal((await readAll(r)).length, 160 * chunk.length)
+    await b.close()
+    await a.close()
   })
 
   it('the remote hears of a stream only once the opener writes', async () => {

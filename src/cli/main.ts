@@ -62,9 +62,12 @@ async function share (args: string[]): Promise<number> {
     return eq > 0 ? { dir: p.slice(0, eq), id: p.slice(eq + 1) } : { dir: p }
   })
   const json = values.json === true
+  // Lines are gathered and written once per event-loop turn: stdout to a pipe is synchronous on
+  // Linux, and one write per file would cost more than replicating the file.
+  let pendingOut = ''
   const out = (event: string, fields: Record<string, unknown>, human: string) => {
-    if (json) process.stdout.write(JSON.stringify({ event, ...fields }) + '\n')
-    else process.stdout.write(`${new Date().toISOString().slice(11, 23)} ${human}\n`)
+    if (pendingOut === '') setImmediate(() => { process.stdout.write(pendingOut); pendingOut = '' })
+    pendingOut += json ? JSON.stringify({ event, ...fields }) + '\n' : `${new Date().toISOString().slice(11, 23)} ${human}\n`
   }
   const node: SwarmNode = await startNode({
     stateDir: values.state ?? defaultStateDir(),

@@ -186,10 +186,10 @@ export class SwarmNode extends EventEmitter<NodeEvents> implements SessionHost {
 
   // ---- sessions -----------------------------------------------------------------------------
 
-  entriesAfter (shareId: string, indexId: string, fromSeq: number): { entries: WireEntry[], upTo: number } | null {
+  entriesAfter (shareId: string, indexId: string, fromSeq: number, to: string): { entries: WireEntry[], upTo: number } | null {
     const share = this.shares.get(shareId)
     if (share === undefined) return null
-    return share.entriesAfter(indexId === share.indexId ? fromSeq : 0)
+    return share.entriesAfter(indexId === share.indexId ? fromSeq : 0, to)
   }
 
   async onEntries (session: PeerSession, shareId: string, upTo: number, entries: WireEntry[]): Promise<void> {

@@ -23,7 +23,7 @@ export interface SessionHost {
   readonly peerId: string
   readonly secret: string
   localShares (): ShareInfo[]
-  entriesAfter (share: string, indexId: string, fromSeq: number): { entries: WireEntry[], upTo: number } | null
+  entriesAfter (share: string, indexId: string, fromSeq: number, to: string): { entries: WireEntry[], upTo: number } | null
   onEntries (session: PeerSession, share: string, upTo: number, entries: WireEntry[]): Promise<void>
   onShares (session: PeerSession): void
   onRoot (session: PeerSession, share: string): void
@@ -90,9 +90,9 @@ export class PeerSession extends EventEmitter<{ ready: [], closed: [reason: stri
         do {
           f.again = false
           for (;;) {
-            const batch = this.host.entriesAfter(share, f.indexId, f.cursor)
-            if (batch === null || batch.entries.length === 0) break
-            await this.send(encode.entries(share, batch.upTo, batch.entries))
+            const batch = this.host.entriesAfter(share, f.indexId, f.cursor, this.peerId)
+            if (batch === null || batch.upTo === f.cursor) break
+            if (batch.entries.length > 0) await this.send(encode.entries(share, batch.upTo, batch.entries))
             f.cursor = batch.upTo
             if (!this.ready) return
           }

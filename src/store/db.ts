@@ -22,7 +22,7 @@ CREATE TABLE IF NOT EXISTS shares (id TEXT PRIMARY KEY, dir TEXT NOT NULL, index
 CREATE TABLE IF NOT EXISTS entries (
   share TEXT NOT NULL, path TEXT NOT NULL, type INTEGER NOT NULL, deleted INTEGER NOT NULL,
   size INTEGER NOT NULL, mtime INTEGER NOT NULL, root BLOB NOT NULL, version TEXT NOT NULL, by TEXT NOT NULL,
-  seq INTEGER NOT NULL, lsize INTEGER, lmtime REAL, lino INTEGER,
+  seq INTEGER NOT NULL, lsize INTEGER, lmtime REAL, lino INTEGER, src TEXT NOT NULL DEFAULT '',
   PRIMARY KEY (share, path)) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS entries_seq ON entries (share, seq);
 CREATE INDEX IF NOT EXISTS entries_root ON entries (root);
@@ -39,9 +39,9 @@ const TYPE_CODE = { file: 0, dir: 1 } as const
 
 interface EntryRow {
   share: string, path: string, type: number, deleted: number, size: number, mtime: number, root: Buffer,
-  version: string, by: string, seq: number, lsize: number | null, lmtime: number | null, lino: number | null
+  version: string, by: string, seq: number, lsize: number | null, lmtime: number | null, lino: number | null, src: string
 }
-interface PendingRow extends Omit<EntryRow, 'seq' | 'lsize' | 'lmtime' | 'lino'> { src: string, keep_local: number }
+interface PendingRow extends Omit<EntryRow, 'seq' | 'lsize' | 'lmtime' | 'lino' | 'src'> { src: string, keep_local: number }
 
 function rowToEntry (r: EntryRow | PendingRow): Entry {
   return {
@@ -60,6 +60,7 @@ function rowToStored (r: EntryRow): StoredEntry {
   return {
     ...rowToEntry(r),
     seq: r.seq,
+    src: r.src,
     local: r.lsize === null ? null : { size: r.lsize, mtimeMs: r.lmtime ?? 0, ino: r.lino ?? 0 }
   }
 }
@@ -97,11 +98,11 @@ export class IndexDb {
       allEntries: d.prepare('SELECT * FROM entries WHERE share = ?'),
       entriesAfter: d.prepare('SELECT * FROM entries WHERE share = ? AND seq > ? ORDER BY seq LIMIT ?'),
       childEntries: d.prepare("SELECT * FROM entries WHERE share = ? AND path > ? AND path < ? AND deleted = 0"),
-      upsertEntry: d.prepare(`INSERT INTO entries (share, path, type, deleted, size, mtime, root, version, by, seq, lsize, lmtime, lino)
-        VALUES (@share, @path, @type, @deleted, @size, @mtime, @root, @version, @by, @seq, @lsize, @lmtime, @lino)
+      upsertEntry: d.prepare(`INSERT INTO entries (share, path, type, deleted, size, mtime, root, version, by, seq, lsize, lmtime, lino, src)
+        VALUES (@share, @path, @type, @deleted, @size, @mtime, @root, @version, @by, @seq, @lsize, @lmtime, @lino, @src)
         ON CONFLICT (share, path) DO UPDATE SET type = excluded.type, deleted = excluded.deleted, size = excluded.size,
         mtime = excluded.mtime, root = excluded.root, version = excluded.version, by = excluded.by, seq = excluded.seq,
-        lsize = excluded.lsize, lmtime = excluded.lmtime, lino = excluded.lino`),
+        lsize = excluded.lsize, lmtime = excluded.lmtime, lino = excluded.lino, src = excluded.src`),
       setLocal: d.prepare('UPDATE entries SET lsize = ?, lmtime = ?, lino = ? WHERE share = ? AND path = ?'),
       byRoot: d.prepare('SELECT * FROM entries WHERE root = ? AND deleted = 0 AND type = 0 AND lsize IS NOT NULL LIMIT 8'),
       byRootPrefix: d.prepare('SELECT * FROM entries WHERE root >= ? AND root < ? AND deleted = 0 AND type = 0 AND lsize IS NOT NULL LIMIT 8'),
@@ -158,13 +159,13 @@ export class IndexDb {
     return (this.st.childEntries.all(share, dirPath + '/', dirPath + '0') as EntryRow[]).map(rowToStored)
   }
 
-  /** Writes an entry with a fresh sequence number; returns that number. */
-  putEntry (share: string, e: Entry, local: LocalStat | null): number {
+  /** Writes an entry with a fresh sequence number; returns that number. `src`: the peer it came from ('' = made here). */
+  putEntry (share: string, e: Entry, local: LocalStat | null, src = ''): number {
     const seq = this.nextSeq(share)
     this.st.upsertEntry.run({
       share, path: e.path, type: TYPE_CODE[e.type], deleted: e.deleted ? 1 : 0, size: e.size, mtime: e.mtime,
       root: e.root, version: encodeVersion(e.version), by: e.by, seq,
-      lsize: local?.size ?? null, lmtime: local?.mtimeMs ?? null, lino: local?.ino ?? null
+      lsize: local?.size ?? null, lmtime: local?.mtimeMs ?? null, lino: local?.ino ?? null, src
     })
     return seq
   }

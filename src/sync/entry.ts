@@ -19,6 +19,7 @@ export interface LocalStat { size: number, mtimeMs: number, ino: number }
 
 export interface StoredEntry extends Entry {
   seq: number
+  src: string               // peer this version came from; '' when made on this node
   local: LocalStat | null
 }
 

@@ -268,17 +268,18 @@ export class Share extends EventEmitter<ShareEvents> {
     return data
   }
 
-  /** The next batch of entries after `fromSeq`, small files inline. */
-  entriesAfter (fromSeq: number): { entries: WireEntry[], upTo: number } {
+  /** The next batch of entries after `fromSeq` for peer `to`, small files inline. Versions that came from `to` are not echoed back. */
+  entriesAfter (fromSeq: number, to: string): { entries: WireEntry[], upTo: number } {
     const rows = this.db.entriesAfter(this.id, fromSeq, BATCH_ENTRIES)
     const entries: WireEntry[] = []
     let bytes = 0
     let upTo = fromSeq
     for (const e of rows) {
+      upTo = e.seq
+      if (e.src === to) continue
       const data = bytes < BATCH_BYTES ? this.inlineData(e) : undefined
       if (data !== undefined) bytes += data.length
       entries.push(data === undefined ? { entry: e } : { entry: e, data })
-      upTo = e.seq
       if (bytes >= BATCH_BYTES) break
     }
     return { entries, upTo }
@@ -297,7 +298,20 @@ export class Share extends EventEmitter<ShareEvents> {
     const live = items.filter(i => !i.entry.deleted)
     const gone = items.filter(i => i.entry.deleted).sort((a, b) => b.entry.path.length - a.entry.path.length)
     let changed = false
-    for (const item of [...live, ...gone]) {
+    // One transaction per batch: thousands of small files cost one commit, not thousands.
+    const own = !this.db.db.inTransaction
+    if (own) this.db.db.exec('BEGIN')
+    try {
+      changed = await this.applyItems(from, [...live, ...gone])
+    } finally {
+      if (own && this.db.db.inTransaction) this.db.db.exec('COMMIT')
+    }
+    if (changed) this.emit('changed')
+  }
+
+  private async applyItems (from: string, items: WireEntry[]): Promise<boolean> {
+    let changed = false
+    for (const item of items) {
       const problem = pathProblem(item.entry.path)
       if (problem !== null) {
         this.host.log('warn', `share ${this.id}: rejected entry from ${from}: ${JSON.stringify(item.entry.path)} (${problem})`)
@@ -310,7 +324,7 @@ export class Share extends EventEmitter<ShareEvents> {
         this.host.log(isSwarmError(err, 'ERR_NO_SPACE') ? 'error' : 'warn', `share ${this.id}: cannot apply ${item.entry.path} from ${from}: ${e.message}`)
       }
     }
-    if (changed) this.emit('changed')
+    return changed
   }
 
   private async applyOne (from: string, { entry: remote, data }: WireEntry): Promise<boolean> {
@@ -354,8 +368,8 @@ export class Share extends EventEmitter<ShareEvents> {
     }
   }
 
-  private putAndTrack (e: Entry, local: LocalStat | null): void {
-    this.db.putEntry(this.id, e, local)
+  private putAndTrack (e: Entry, local: LocalStat | null, src = ''): void {
+    this.db.putEntry(this.id, e, local, src)
     this.tree.set(e)
   }
 
@@ -376,7 +390,7 @@ export class Share extends EventEmitter<ShareEvents> {
       this.disk.remove(rel, cur?.type ?? entry.type)
       if (cur?.type === 'dir') this.watcher?.remove(rel)
       this.db.deletePending(this.id, rel)
-      this.putAndTrack(entry, null)
+      this.putAndTrack(entry, null, from)
       if (cur !== undefined && !cur.deleted) this.emit('file-deleted', { share: this.id, path: rel, from })
       return true
     }
@@ -384,7 +398,7 @@ export class Share extends EventEmitter<ShareEvents> {
       this.disk.ensureDir(rel)
       this.watcher?.add(rel)
       this.db.deletePending(this.id, rel)
-      this.putAndTrack(entry, null)
+      this.putAndTrack(entry, null, from)
       return true
     }
     // Same content already in place: only the metadata changes.
@@ -397,7 +411,7 @@ export class Share extends EventEmitter<ShareEvents> {
         local = localStatOf(fs.lstatSync(this.disk.abs(rel)))
       }
       this.db.deletePending(this.id, rel)
-      this.putAndTrack(entry, local)
+      this.putAndTrack(entry, local, from)
       return true
     }
     if (data === undefined && entry.size === 0) data = Buffer.alloc(0)
@@ -440,7 +454,7 @@ export class Share extends EventEmitter<ShareEvents> {
       throw mapWriteError(err)
     }
     this.db.deletePending(this.id, entry.path)
-    this.putAndTrack(entry, local)
+    this.putAndTrack(entry, local, from)
     this.emit('file-updated', { share: this.id, path: entry.path, root: entry.root.toString('hex'), from })
   }
 

@@ -86,8 +86,20 @@ function errCode (err: unknown): string {
   return (err as NodeJS.ErrnoException)?.code ?? String((err as Error)?.message ?? err)
 }
 
+const ERRNO_TEXT: Record<string, string> = {
+  EEXIST: 'exists and is not a directory',
+  ENOTDIR: 'a path component is not a directory',
+  EACCES: 'permission denied',
+  EPERM: 'operation not permitted',
+  EROFS: 'read-only file system',
+  ENOSPC: 'no space left on device',
+  EDQUOT: 'disk quota exceeded'
+}
+
 function stateDirError (what: string, path: string, err: unknown): SwarmError {
-  return new SwarmError('ERR_STATE_DIR', `${what} ${path}: ${errCode(err)}`, { cause: err })
+  const code = errCode(err)
+  const text = ERRNO_TEXT[code]
+  return new SwarmError('ERR_STATE_DIR', `${what} ${path}: ${text === undefined ? code : `${text} (${code})`}`, { cause: err })
 }
 
 function parseKeyFile (pem: string, path: string): Identity {

@@ -33,6 +33,8 @@ class MemStream extends Duplex {
   #pendingWrite: ((err?: Error | null) => void) | undefined
   #finSent = false
   #announced = false
+  /** the peer stopped reading before our FIN: further writes fail (like QUIC STOP_SENDING) */
+  #writeStopped = false
   /** handed to user code (returned by openStream or given to the onStream handler) */
   delivered = false
   readonly #announce: (s: MemStream) => void
@@ -81,7 +83,7 @@ class MemStream extends Duplex {
   override _write (chunk: Buffer, _encoding: BufferEncoding, cb: (err?: Error | null) => void): void {
     this.#activate()
     const other = this.#other
-    if (other === undefined || other.destroyed) {
+    if (other === undefined || other.destroyed || this.#writeStopped) {
       cb(new SwarmError('ERR_CLOSED', 'stream stopped by peer'))
       return
     }
@@ -93,11 +95,11 @@ class MemStream extends Duplex {
   override _final (cb: (err?: Error | null) => void): void {
     this.#activate()
     const other = this.#other
-    if (other === undefined || other.destroyed) {
-      cb(new SwarmError('ERR_CLOSED', 'stream stopped by peer'))
+    this.#finSent = true
+    if (other === undefined || other.destroyed || this.#writeStopped) {
+      cb() // as with QUIC, ending a stream the peer stopped reading is not an error
       return
     }
-    this.#finSent = true
     other.push(null)
     cb()
   }
@@ -109,9 +111,17 @@ class MemStream extends Duplex {
     if (other !== undefined && !other.destroyed) {
       // Our send side never finished → the peer's reads fail; our receive side
       // stopped before the peer's FIN → the peer's writes fail.
-      if (!this.#announced) other.destroy() // the peer never heard of it
-      else if (!this.#finSent) other.destroy(new SwarmError('ERR_CLOSED', 'stream reset by peer'))
-      else if (!other.#finSent) other.destroy(new SwarmError('ERR_CLOSED', 'stream stopped by peer'))
+      if (!this.#announced) {
+        other.destroy() // the peer never heard of it
+      } else if (!this.#finSent) {
+        other.destroy(new SwarmError('ERR_CLOSED', 'stream reset by peer')) // unread data is discarded, as with RESET_STREAM
+      } else if (!other.#finSent) {
+        // the peer keeps reading what we sent; only its writing fails
+        other.#writeStopped = true
+        const blocked = other.#pendingWrite
+        other.#pendingWrite = undefined
+        if (blocked !== undefined) blocked(new SwarmError('ERR_CLOSED', 'stream stopped by peer'))
+      }
     }
     this.#onGone(this)
     cb(err)

@@ -534,7 +534,7 @@ class QuicTransport implements Transport {
 
   /** Tries the addresses one after another, DIAL_STAGGER_MS apart, first handshake wins. */
   async #dialAny (host: string, addresses: string[], port: number): Promise<NapiConnection> {
-    if (addresses.length === 1) return await this.#dialOne(addresses[0] as string, port)
+    if (addresses.length === 1) return await this.#dialOne(addresses[0] as string, port, host)
     return await new Promise<NapiConnection>((resolve, reject) => {
       let done = false
       let failed = 0
@@ -543,7 +543,7 @@ class QuicTransport implements Transport {
       addresses.forEach((addr, i) => {
         const start = (): void => {
           if (done) return
-          this.#dialOne(addr, port).then(conn => {
+          this.#dialOne(addr, port, host).then(conn => {
             if (done) { conn.abort(); return }
             done = true
             timers.forEach(t => clearTimeout(t))
@@ -564,8 +564,8 @@ class QuicTransport implements Transport {
     })
   }
 
-  async #dialOne (ip: string, port: number): Promise<NapiConnection> {
-    const target = formatHostPort(ip, port)
+  async #dialOne (ip: string, port: number, host: string): Promise<NapiConnection> {
+    const target = host === ip ? formatHostPort(ip, port) : `${formatHostPort(host, port)} (${ip})`
     const family: 4 | 6 = isIP(ip) === 6 ? 6 : 4
     this.#checkOpen() // close() may have run while we resolved the host: never re-create a client
     let client = this.#clients.get(family)

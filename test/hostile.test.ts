@@ -1,0 +1,49 @@
+// A hostile or broken peer: entries with paths that would escape the share are refused and
+// nothing is written outside it; inline data that fails verification is never installed.
+import { test } from 'node:test'
+import assert from 'node:assert/strict'
+import { existsSync, readdirSync, mkdirSync, symlinkSync } from 'node:fs'
+import { join } from 'node:path'
+import { createHash } from 'node:crypto'
+import { Cluster } from './helpers.js'
+import { pathProblem } from '../src/sync/paths.js'
+import type { Entry } from '../src/sync/entry.js'
+
+function entry (path: string, data: Buffer): Entry {
+  return { path, type: 'file', deleted: false, size: data.length, mtime: Date.now(), root: createHash('sha256').update(data).digest(), version: { evil0000: 1 }, by: 'evil0000' }
+}
+
+test('path rules refuse traversal, absolute, NUL, empty segments and .swarm/', () => {
+  for (const p of ['../x', 'a/../../x', '/etc/passwd', 'a\0b', 'a//b', './a', '.swarm/index', 'a\\..\\b', '']) {
+    assert.notEqual(pathProblem(p), null, p)
+  }
+  for (const p of ['a', 'a/b/c.txt', '..a', 'a..b/c', '.hidden']) assert.equal(pathProblem(p), null, p)
+})
+
+test('a manifest with traversal paths and symlink escapes writes nothing outside the share', async () => {
+  const c = new Cluster()
+  try {
+    const a = await c.add('a')
+    const share = a.node.shares.get('share')!
+    const outside = join(c.base, 'outside')
+    mkdirSync(outside)
+    // A symlink inside the share that points out of it (made locally; it is never followed).
+    symlinkSync(outside, join(a.dir, 'link'))
+    const logs: string[] = []
+    a.node.on('log', e => logs.push(e.message))
+    const data = Buffer.from('pwned')
+    await share.applyRemoteBatch('hostile-peer', [
+      { entry: entry('../outside/escaped.txt', data), data },
+      { entry: entry('/tmp/absolute.txt', data), data },
+      { entry: entry('a/../../outside/x.txt', data), data },
+      { entry: entry('link/through-symlink.txt', data), data },
+      { entry: entry('.swarm/index.db', data), data },
+      { entry: entry('ok.txt', data), data: Buffer.from('other') }   // inline data that does not match its root
+    ])
+    assert.deepEqual(readdirSync(outside), [], 'nothing written outside the share')
+    assert.ok(!existsSync('/tmp/absolute.txt'))
+    assert.ok(logs.filter(m => m.includes('rejected entry')).length >= 4, logs.join('\n'))
+    assert.ok(logs.some(m => m.includes('link') && m.includes('not a folder')), logs.join('\n'))
+    assert.ok(!existsSync(join(a.dir, 'ok.txt')), 'unverified inline data is not installed')
+  } finally { await c.stop() }
+})
