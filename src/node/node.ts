@@ -52,6 +52,8 @@ export interface NodeEvents {
   'file-deleted': [{ share: string, path: string, from: string }]
   conflict: [{ share: string, path: string, copy: string }]
   'in-sync': [{ share: string, root: string }]
+  /** A piece-exchange download finished: how many pieces and bytes came over the network (resumed pieces do not count). */
+  fetched: [{ share: string, path: string, root: string, pieces: number, bytes: number, perPeer: Record<string, number> }]
   log: [{ level: NodeLogLevel, message: string }]
 }
 
@@ -328,6 +330,7 @@ export class SwarmNode extends EventEmitter<NodeEvents> implements SessionHost {
       try {
         for (const s of this.sessions.values()) if (s.ready && s.remoteShares.has(share.id)) void this.addHolder(dl, s)
         await dl.start()
+        this.emit('fetched', { share: share.id, path: entry.path, root: entry.root.toString('hex'), pieces: dl.stats.piecesFetched, bytes: dl.stats.bytesFetched, perPeer: Object.fromEntries(dl.stats.perPeer) })
         const layer = await dl.pieceLayer()
         if (layer !== null) this.db.putLayer(entry.root, layer)
         this.db.deletePartial(entry.root)

@@ -18,11 +18,12 @@ import { open, type FileHandle } from 'node:fs/promises'
 import type { Duplex } from 'node:stream'
 import Wire from 'bittorrent-protocol'
 import { SwarmError, isSwarmError } from '../errors.js'
-import { PIECE_SIZE, pieceCount, verifyPiece, verifyPieceLayer } from '../merkle/bep52.js'
+import { PIECE_SIZE, pieceCount, verifyPieceLayer } from '../merkle/bep52.js'
 import { FrameGuard, attachWire, maxFrameFor } from './framing.js'
 import { LayerAssembler, sendLayerRequest, useLayerExtension } from './layer.js'
 import { Picker } from './picker.js'
-import { pieceLength, type PieceSource } from './source.js'
+import { pieceLength, readFully, type PieceSource } from './source.js'
+import { shareLayer, verifyPieceOffThread } from './verify-pool.js'
 
 /** whole-piece requests kept in flight per peer (measured: see bench/pieces.ts) */
 export const PIPELINE_DEPTH = 8
@@ -30,8 +31,8 @@ export const PIPELINE_DEPTH = 8
 export const MAX_BAD_PIECES = 3
 /** a peer that answers none of our outstanding requests for this long is dropped */
 export const REQUEST_TIMEOUT_MS = 30_000
-/** verified pieces waiting for the disk before we stop asking for more */
-export const MAX_PENDING_WRITES = 32
+/** received pieces waiting for verification or the disk before we stop asking for more */
+export const MAX_PENDING_PIECES = 32
 /** endgame: at most this many peers are asked for the same piece at once */
 export const ENDGAME_DUPLICATES = 2
 
@@ -126,11 +127,13 @@ export class Download extends EventEmitter implements PieceSource {
   private readonly peers = new Set<Peer>()
   private readonly requesters = new Map<number, Set<Peer>>()
   private layer: Buffer | null | undefined // undefined until known
+  private sharedLayer: SharedArrayBuffer | null = null // the layer, for verify workers
+  private readonly verifying = new Set<number>() // received, hash check under way
   private layerWaiters: Array<{ resolve: (l: Buffer | null) => void, reject: (e: Error) => void }> = []
 
   private fh: FileHandle | null = null
   private io = 0 // reads + writes in flight on fh
-  private pendingWrites = 0
+  private pendingPieces = 0 // verifying + writing
   private fileClosing = false
   private running = false // part file open, requests may go out
   private finished = false // succeeded, failed or aborted: no more downloading
@@ -168,6 +171,7 @@ export class Download extends EventEmitter implements PieceSource {
         throw new SwarmError('ERR_VERIFY_FAILED', 'the given piece layer does not match the root')
       }
       this.layer = opts.layer
+      this.sharedLayer = shareLayer(opts.layer)
     }
   }
 
@@ -189,12 +193,7 @@ export class Download extends EventEmitter implements PieceSource {
     const buf = Buffer.allocUnsafe(len)
     this.io++
     try {
-      let got = 0
-      while (got < len) {
-        const { bytesRead } = await fh.read(buf, got, len - got, index * this.pieceSize + got)
-        if (bytesRead === 0) throw new SwarmError('ERR_FILE_CHANGED', `${this.partPath} is shorter than expected`)
-        got += bytesRead
-      }
+      await readFully(fh, buf, index * this.pieceSize, this.partPath)
       return buf
     } finally {
       this.io--
@@ -429,6 +428,7 @@ export class Download extends EventEmitter implements PieceSource {
       throw new SwarmError('ERR_VERIFY_FAILED', `${peer.label} sent a piece layer that does not match the root`)
     }
     this.layer = got
+    this.sharedLayer = shareLayer(got)
     for (const p of this.peers) p.layer = null
     const waiters = this.layerWaiters
     this.layerWaiters = []
@@ -454,7 +454,7 @@ export class Download extends EventEmitter implements PieceSource {
   /** keep PIPELINE_DEPTH requests in flight on this peer */
   private fill (peer: Peer): void {
     if (!this.running || this.finished || peer.closed || this.layer === undefined || peer.wire.peerChoking) return
-    while (peer.inflight.size < PIPELINE_DEPTH && this.pendingWrites < MAX_PENDING_WRITES) {
+    while (peer.inflight.size < PIPELINE_DEPTH && this.pendingPieces < MAX_PENDING_PIECES) {
       let i = this.picker.pick((j) => peer.has(j) && !peer.badPieces.has(j))
       if (i === -1) i = this.pickEndgame(peer)
       if (i === -1) return
@@ -490,22 +490,22 @@ export class Download extends EventEmitter implements PieceSource {
     })
   }
 
-  /** peer no longer asked for index; if nobody is, the piece goes back to the pool */
+  /** peer no longer asked for index; if nobody is (and no copy is being verified), the piece goes back to the pool */
   private dropRequester (index: number, peer: Peer): void {
     const set = this.requesters.get(index)
     if (set === undefined) return
     set.delete(peer)
     if (set.size === 0) {
       this.requesters.delete(index)
-      this.picker.release(index)
+      if (!this.verifying.has(index)) this.picker.release(index)
     }
   }
 
   private onPieceResult (peer: Peer, index: number, err: Error | null, buf: Uint8Array | null | undefined): void {
     if (!peer.inflight.delete(index)) return // we cancelled it, or the peer is gone
-    this.dropRequester(index, peer)
-    if (this.finished) return
     if (err !== null || buf === null || buf === undefined) {
+      this.dropRequester(index, peer)
+      if (this.finished) return
       if (err?.message === 'request was rejected' && peer.has(index)) {
         // the holder cannot serve it (e.g. its file changed): treat as not held
         peer.clear(index)
@@ -516,17 +516,40 @@ export class Download extends EventEmitter implements PieceSource {
     }
     const piece = toBuffer(buf)
     this.stats.bytesFetched += piece.length
-    if (this.picker.isDone(index)) { // endgame duplicate that beat its cancel
+    if (this.finished || this.picker.isDone(index) || this.verifying.has(index)) {
+      // an endgame duplicate that beat its cancel
+      this.dropRequester(index, peer)
       this.guarded(peer, () => this.fill(peer))
       return
     }
-    if (!verifyPiece(piece, index, this.layer ?? null, this.root, this.size, this.pieceSize)) {
-      this.stats.verifyFailures++
-      peer.bad++
-      peer.badPieces.add(index)
-      if (peer.bad >= MAX_BAD_PIECES) {
-        peer.close(new SwarmError('ERR_VERIFY_FAILED', `${peer.label} sent ${peer.bad} pieces that failed verification`))
+    this.verifying.add(index)
+    this.pendingPieces++
+    this.dropRequester(index, peer)
+    verifyPieceOffThread(piece, index, this.layer ?? null, this.sharedLayer, this.root, this.size, this.pieceSize).then(
+      ({ ok, piece }) => { this.onVerified(peer, index, ok, piece) },
+      () => { this.onVerified(peer, index, null, null) }
+    )
+    this.guarded(peer, () => this.fill(peer))
+  }
+
+  /** ok: verdict, or null if the check itself failed (a verify worker died) */
+  private onVerified (peer: Peer, index: number, ok: boolean | null, piece: Buffer | null): void {
+    this.verifying.delete(index)
+    if (this.finished) {
+      this.pendingPieces--
+      return
+    }
+    if (ok !== true || piece === null) {
+      this.pendingPieces--
+      if (ok === false) {
+        this.stats.verifyFailures++
+        peer.bad++
+        peer.badPieces.add(index)
+        if (peer.bad >= MAX_BAD_PIECES) {
+          peer.close(new SwarmError('ERR_VERIFY_FAILED', `${peer.label} sent ${peer.bad} pieces that failed verification`))
+        }
       }
+      if (!this.requesters.has(index)) this.picker.release(index)
       this.scheduleFill()
       return
     }
@@ -540,21 +563,19 @@ export class Download extends EventEmitter implements PieceSource {
         p.inflight.delete(index)
         this.guarded(p, () => p.sendCancel(index, piece.length))
       }
-      this.scheduleFill()
     }
     this.write(index, piece)
-    this.guarded(peer, () => this.fill(peer))
+    this.scheduleFill()
   }
 
   // ---- disk
 
   private write (index: number, piece: Buffer): void {
     const fh = this.fh as FileHandle
-    this.pendingWrites++
     this.io++
     writeAll(fh, piece, index * this.pieceSize).then(
       () => {
-        this.pendingWrites--
+        this.pendingPieces--
         this.io--
         this.bits[index >> 3] |= 0x80 >> (index & 7)
         this.written++
@@ -562,10 +583,10 @@ export class Download extends EventEmitter implements PieceSource {
         this.emit('verified', index)
         this.emit('have', index)
         this.checkDone()
-        if (this.pendingWrites === MAX_PENDING_WRITES - 1) this.scheduleFill()
+        if (this.pendingPieces === MAX_PENDING_PIECES - 1) this.scheduleFill()
       },
       (err) => {
-        this.pendingWrites--
+        this.pendingPieces--
         this.io--
         this.fail(diskError(err, this.partPath))
         this.maybeCloseFile()

@@ -109,8 +109,10 @@ class ServeConn {
   private onRequest (index: number, offset: number, length: number, respond: Pending['respond']): void {
     const src = this.source
     if (src === null || this.closed) { respond(new Error('no content')); return }
-    const plen = index < src.numPieces ? pieceLength(index, src.size, src.pieceSize) : 0
-    if (index >= src.numPieces || length === 0 || length > src.pieceSize || offset + length > plen || !src.has(index)) {
+    // the wire decodes these as signed 32-bit: anything >= 2^31 arrives negative
+    const inFile = index >= 0 && index < src.numPieces && offset >= 0
+    const plen = inFile ? pieceLength(index, src.size, src.pieceSize) : 0
+    if (!inFile || length <= 0 || length > src.pieceSize || offset + length > plen || !src.has(index)) {
       this.sendReject({ index, offset, length, respond, cancelled: false }, 'request outside the file or not held')
       return
     }

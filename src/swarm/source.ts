@@ -7,7 +7,8 @@
 import { EventEmitter } from 'node:events'
 import { open, type FileHandle } from 'node:fs/promises'
 import { SwarmError } from '../errors.js'
-import { PIECE_SIZE, pieceCount, verifyPiece } from '../merkle/bep52.js'
+import { PIECE_SIZE, pieceCount } from '../merkle/bep52.js'
+import { shareLayer, verifyPieceOffThread } from './verify-pool.js'
 
 export interface PieceSource extends EventEmitter { // emits 'have' (index) when a new piece becomes available
   readonly root: Buffer
@@ -25,6 +26,16 @@ export interface PieceSource extends EventEmitter { // emits 'have' (index) when
 /** byte length of piece `index` of a file of `size` bytes */
 export function pieceLength (index: number, size: number, pieceSize: number): number {
   return Math.min(pieceSize, size - index * pieceSize)
+}
+
+/** fills buf from pos; ERR_FILE_CHANGED if the file ends first */
+export async function readFully (fh: FileHandle, buf: Buffer, pos: number, what: string): Promise<void> {
+  let got = 0
+  while (got < buf.length) {
+    const { bytesRead } = await fh.read(buf, got, buf.length - got, pos + got)
+    if (bytesRead === 0) throw new SwarmError('ERR_FILE_CHANGED', `${what} is shorter than expected`)
+    got += bytesRead
+  }
 }
 
 /** mtimes are compared to within this many ms (fs.stat's mtimeMs survives a round trip through a double) */
@@ -49,6 +60,7 @@ export class FileSource extends EventEmitter implements PieceSource {
   readonly numPieces: number
   readonly mtimeMs: number
   private readonly layer: Buffer | null
+  private readonly sharedLayer: SharedArrayBuffer | null
   private fh: Promise<FileHandle> | null = null
   private closed = false
 
@@ -66,6 +78,7 @@ export class FileSource extends EventEmitter implements PieceSource {
     if ((this.layer?.length ?? 0) !== want) {
       throw new SwarmError('ERR_BAD_ARGUMENT', `piece layer is ${this.layer?.length ?? 0} bytes, expected ${want}`)
     }
+    this.sharedLayer = shareLayer(this.layer)
   }
 
   has (index: number): boolean {
@@ -80,22 +93,15 @@ export class FileSource extends EventEmitter implements PieceSource {
     if (this.closed) throw new SwarmError('ERR_CLOSED', `source ${this.path} is closed`)
     if (!this.has(index)) throw new SwarmError('ERR_BAD_ARGUMENT', `piece ${index} is outside the file`)
     const fh = await this.handle()
-    const st = await fh.stat()
+    const len = pieceLength(index, this.size, this.pieceSize)
+    const buf = Buffer.allocUnsafe(len)
+    const [st] = await Promise.all([fh.stat(), readFully(fh, buf, index * this.pieceSize, this.path)])
     if (st.size !== this.size || Math.abs(st.mtimeMs - this.mtimeMs) >= MTIME_TOLERANCE_MS) {
       throw new SwarmError('ERR_FILE_CHANGED', `${this.path} changed since it was hashed`)
     }
-    const len = pieceLength(index, this.size, this.pieceSize)
-    const buf = Buffer.allocUnsafe(len)
-    let got = 0
-    while (got < len) {
-      const { bytesRead } = await fh.read(buf, got, len - got, index * this.pieceSize + got)
-      if (bytesRead === 0) throw new SwarmError('ERR_FILE_CHANGED', `${this.path} shrank while being read`)
-      got += bytesRead
-    }
-    if (!verifyPiece(buf, index, this.layer, this.root, this.size, this.pieceSize)) {
-      throw new SwarmError('ERR_FILE_CHANGED', `${this.path} piece ${index} no longer matches its hash`)
-    }
-    return buf
+    const { ok, piece } = await verifyPieceOffThread(buf, index, this.layer, this.sharedLayer, this.root, this.size, this.pieceSize)
+    if (!ok) throw new SwarmError('ERR_FILE_CHANGED', `${this.path} piece ${index} no longer matches its hash`)
+    return piece
   }
 
   /** releases the file descriptor; later reads reject with ERR_CLOSED */
