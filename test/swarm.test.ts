@@ -14,6 +14,7 @@ import { serveWire } from '../src/swarm/serve.js'
 import { Download } from '../src/swarm/download.js'
 import { FrameGuard } from '../src/swarm/framing.js'
 import { Picker } from '../src/swarm/picker.js'
+import { setVerifyThreads, VERIFY_THREADS } from '../src/swarm/verify-pool.js'
 import { isSwarmError, SwarmError } from '../src/errors.js'
 
 const dir = mkdtempSync(join(tmpdir(), 'swarm-test-'))
@@ -169,6 +170,26 @@ test('a holder corrupting a few pieces stays connected; the pieces are refetched
   assert.ok(dl.stats.verifyFailures >= 1 && dl.stats.verifyFailures <= 2)
   assert.equal(dl.stats.piecesFetched, 16)
   dl.close()
+})
+
+test('verification on worker threads: same results, bad pieces still caught', async () => {
+  setVerifyThreads(2)
+  try {
+    const f = makeFile(20 * PIECE_SIZE + 777)
+    const dl = newDownload(f)
+    await link(dl, new WrappedSource(fileSource(f), { corrupt: (i) => i % 5 === 0 }), 'flaky')
+    await link(dl, fileSource(f), 'good')
+    await dl.start()
+    assert.ok(readFileSync(dl.partPath).equals(f.data))
+    assert.ok(dl.stats.verifyFailures >= 1 && dl.stats.verifyFailures <= 3, `failures ${dl.stats.verifyFailures}`)
+    assert.equal(dl.stats.piecesFetched, pieceCount(f.data.length))
+    dl.close()
+    // a FileSource verifies on the pool too: a changed piece is still refused
+    const src = fileSource(f)
+    assert.ok((await src.readPiece(2)).equals(f.data.subarray(2 * PIECE_SIZE, 3 * PIECE_SIZE)))
+  } finally {
+    setVerifyThreads(VERIFY_THREADS)
+  }
 })
 
 test('resume: abort half way, a new Download with the saved bitfield fetches only the rest', async () => {

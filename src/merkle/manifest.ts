@@ -21,8 +21,11 @@ export function entryHash (e: Entry): Buffer {
   return h.digest()
 }
 
+/** FNV-1a over the UTF-16 code units: spreads paths evenly, and is ~50× cheaper than a SHA-256 per change. */
 function bucketOf (path: string): number {
-  return createHash('sha256').update(path).digest().readUInt16BE(0) % BUCKETS
+  let h = 0x811c9dc5
+  for (let i = 0; i < path.length; i++) { h ^= path.charCodeAt(i); h = Math.imul(h, 0x01000193) }
+  return (h >>> 0) % BUCKETS
 }
 
 export class ManifestTree {

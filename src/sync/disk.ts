@@ -14,6 +14,8 @@ export const TMP_DIR = join(META_DIR, 'tmp')
 export class ShareDisk {
   readonly tmpDir: string
   private readonly knownDirs = new Set<string>([''])
+  private readonly tmpPrefix = randomBytes(4).toString('hex')
+  private tmpCounter = 0
 
   constructor (readonly root: string) {
     this.tmpDir = join(root, TMP_DIR)
@@ -29,12 +31,12 @@ export class ShareDisk {
 
   abs (rel: string): string { return join(this.root, rel) }
 
-  tempPath (): string { return join(this.tmpDir, 'w-' + randomBytes(8).toString('hex')) }
+  tempPath (): string { return join(this.tmpDir, `w-${this.tmpPrefix}-${(this.tmpCounter++).toString(36)}`) }
 
   lstat (rel: string): fs.Stats | null {
-    try { return fs.lstatSync(this.abs(rel)) } catch (err) {
-      const code = (err as NodeJS.ErrnoException).code
-      if (code === 'ENOENT' || code === 'ENOTDIR') return null
+    // throwIfNoEntry: a missing path is the common case when receiving; an exception per file costs more than the write.
+    try { return fs.lstatSync(this.abs(rel), { throwIfNoEntry: false }) ?? null } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOTDIR') return null
       throw err
     }
   }

@@ -27,6 +27,8 @@ export const BATCH_ENTRIES = 2000
 const BATCH_BYTES = 8 * 1024 * 1024
 /** Changes committed per SQLite transaction during a scan. */
 const SCAN_COMMIT_EVERY = 2000
+/** Longest wait between retries of a failed fetch, in seconds. */
+const FETCH_RETRY_MAX_S = 30
 
 export interface ShareHost {
   readonly db: IndexDb
@@ -56,6 +58,10 @@ export class Share extends EventEmitter<ShareEvents> {
   private readonly warnedSpecial = new Set<string>()
   private localQueue: Promise<void> = Promise.resolve()
   private readonly fetching = new Set<string>()
+  /** Paths with a pending row in the index (mirrors the table, so the hot path needs no query). */
+  private readonly pendingSet = new Set<string>()
+  /** Files this node just wrote from a peer, with their stat: the watcher's echo of our own write is skipped cheaply. */
+  private readonly selfWritten = new Map<string, LocalStat>()
   private stopped = false
 
   constructor (private readonly host: ShareHost, row: ShareRow) {
@@ -71,6 +77,7 @@ export class Share extends EventEmitter<ShareEvents> {
   async start (): Promise<void> {
     this.disk.init()
     for (const e of this.db.allEntries(this.id)) this.tree.set(e)
+    for (const p of this.db.allPending(this.id)) this.pendingSet.add(p.entry.path)
     this.watcher = new DirWatcher(this.dir, {
       ignore: (rel) => rel === META_DIR || rel.startsWith(META_DIR + '/'),
       onPaths: (paths) => { this.enqueueLocal(() => this.examinePaths([...paths])) },
@@ -87,7 +94,17 @@ export class Share extends EventEmitter<ShareEvents> {
   }
 
   root (): Buffer { return this.tree.root() }
-  pendingCount (): number { return this.db.countPending(this.id) }
+  pendingCount (): number { return this.pendingSet.size }
+
+  private setPending (e: Entry, src: string, keepLocal = false): void {
+    this.db.putPending(this.id, e, src, keepLocal)
+    this.pendingSet.add(e.path)
+  }
+
+  private clearPending (path: string): void {
+    if (!this.pendingSet.delete(path)) return
+    this.db.deletePending(this.id, path)
+  }
   get entryCount (): number { return this.tree.size }
 
   /** Local work (scans, watcher batches) runs one at a time, in order. */
@@ -132,6 +149,12 @@ export class Share extends EventEmitter<ShareEvents> {
     const changes: Array<{ entry: Entry, local: LocalStat | null }> = []
     const visit = async (rel: string) => {
       if (pathProblem(rel) !== null) return
+      const mine = this.selfWritten.get(rel)
+      if (mine !== undefined) {
+        this.selfWritten.delete(rel)
+        const st = this.disk.lstat(rel)
+        if (st !== null && sameLocal(mine, st)) return
+      }
       const old = this.db.getEntry(this.id, rel)
       const change = await this.examine(rel, old)
       if (change === null) return
@@ -331,18 +354,18 @@ export class Share extends EventEmitter<ShareEvents> {
     // An edit on disk the index has not seen yet becomes a local version first, so it can conflict instead of vanishing.
     const onDisk = this.db.getEntry(this.id, remote.path)
     const st = this.disk.lstat(remote.path)
+    let local = onDisk
     if (st !== null && (st.isFile() || st.isDirectory()) && (onDisk === undefined || onDisk.deleted || (st.isFile() && !sameLocal(onDisk.local, st)))) {
       const change = await this.examine(remote.path, onDisk)
-      if (change !== null) this.commitLocal([change])
+      if (change !== null) { this.commitLocal([change]); local = this.db.getEntry(this.id, remote.path) }
     }
-    const local = this.db.getEntry(this.id, remote.path)
-    const pending = this.db.getPending(this.id, remote.path)
+    const pending = this.pendingSet.has(remote.path) ? this.db.getPending(this.id, remote.path) : undefined
     const target = pending?.entry ?? local
     const d = decide(target, remote)
     switch (d.kind) {
       case 'ignore': return false
       case 'merge-meta':
-        if (pending !== undefined) { this.db.putPending(this.id, d.entry, pending.src, pending.keepLocal); return false }
+        if (pending !== undefined) { this.setPending(d.entry, pending.src, pending.keepLocal); return false }
         return this.materialize(d.entry, undefined, from)
       case 'accept':
         return this.materialize(d.entry, data, from)
@@ -352,13 +375,13 @@ export class Share extends EventEmitter<ShareEvents> {
           // The remote content lost: it becomes the conflict copy; ours stays, with the merged vector.
           this.emit('conflict', { share: this.id, path: d.entry.path, copy: d.copy.path })
           await this.materialize(d.copy, data, from)
-          if (pending !== undefined) { this.db.putPending(this.id, d.entry, pending.src, pending.keepLocal); return true }
+          if (pending !== undefined) { this.setPending(d.entry, pending.src, pending.keepLocal); return true }
           return this.materialize(d.entry, undefined, from)
         }
         if (pending !== undefined) {
           // The loser was only wanted, not on disk: fetch it under the conflict name instead.
           this.emit('conflict', { share: this.id, path: d.entry.path, copy: d.copy.path })
-          this.db.putPending(this.id, d.copy, pending.src, false)
+          this.setPending(d.copy, pending.src, false)
           this.startFetch(d.copy, pending.src)
           return this.materialize(d.entry, d.entry.root.equals(remote.root) ? data : undefined, from, pending.keepLocal)
         }
@@ -389,7 +412,7 @@ export class Share extends EventEmitter<ShareEvents> {
       const cur = this.db.getEntry(this.id, rel)
       this.disk.remove(rel, cur?.type ?? entry.type)
       if (cur?.type === 'dir') this.watcher?.remove(rel)
-      this.db.deletePending(this.id, rel)
+      this.clearPending(rel)
       this.putAndTrack(entry, null, from)
       if (cur !== undefined && !cur.deleted) this.emit('file-deleted', { share: this.id, path: rel, from })
       return true
@@ -397,7 +420,7 @@ export class Share extends EventEmitter<ShareEvents> {
     if (entry.type === 'dir') {
       this.disk.ensureDir(rel)
       this.watcher?.add(rel)
-      this.db.deletePending(this.id, rel)
+      this.clearPending(rel)
       this.putAndTrack(entry, null, from)
       return true
     }
@@ -410,7 +433,7 @@ export class Share extends EventEmitter<ShareEvents> {
         fs.utimesSync(this.disk.abs(rel), entry.mtime / 1000, entry.mtime / 1000)
         local = localStatOf(fs.lstatSync(this.disk.abs(rel)))
       }
-      this.db.deletePending(this.id, rel)
+      this.clearPending(rel)
       this.putAndTrack(entry, local, from)
       return true
     }
@@ -426,7 +449,7 @@ export class Share extends EventEmitter<ShareEvents> {
     }
     const copy = this.localCopy(entry)
     if (copy !== null) { this.installTemp(copy.tmp, entry, copy.local, from, keepLocal); return true }
-    this.db.putPending(this.id, entry, from, keepLocal)
+    this.setPending(entry, from, keepLocal)
     this.startFetch(entry, from)
     return false
   }
@@ -453,24 +476,33 @@ export class Share extends EventEmitter<ShareEvents> {
       this.disk.discard(tmp)
       throw mapWriteError(err)
     }
-    this.db.deletePending(this.id, entry.path)
+    this.clearPending(entry.path)
     this.putAndTrack(entry, local, from)
+    if (this.selfWritten.size > 100_000) this.selfWritten.clear()
+    this.selfWritten.set(entry.path, local)
     this.emit('file-updated', { share: this.id, path: entry.path, root: entry.root.toString('hex'), from })
   }
 
-  private startFetch (entry: Entry, from: string): void {
+  private startFetch (entry: Entry, from: string, attempt = 1): void {
     const key = entry.path
     if (this.fetching.has(key) || this.stopped) return
     this.fetching.add(key)
-    void this.fetchLoop(entry, from).finally(() => this.fetching.delete(key))
+    void this.fetchLoop(entry, from, attempt).finally(() => this.fetching.delete(key))
   }
 
-  private async fetchLoop (entry: Entry, from: string): Promise<void> {
+  /** `attempt`: seconds to wait before the next try if this one fails (doubles up to FETCH_RETRY_MAX_S). */
+  private async fetchLoop (entry: Entry, from: string, attempt: number): Promise<void> {
     let tmp: string
     try {
       tmp = await this.host.fetch(this, entry, from)
     } catch (err) {
-      if (!this.stopped && !isSwarmError(err, 'ERR_CLOSED')) this.host.log('warn', `share ${this.id}: fetching ${entry.path} failed: ${(err as Error).message}`)
+      if (this.stopped || isSwarmError(err, 'ERR_CLOSED')) return
+      this.host.log(isSwarmError(err, 'ERR_NO_SPACE') ? 'error' : 'warn', `share ${this.id}: fetching ${entry.path} failed: ${(err as Error).message}; retrying in ${attempt} s`)
+      // Still wanted? Try again later (disk full, no holder reachable): verified pieces are kept.
+      setTimeout(() => {
+        const want = this.pendingSet.has(entry.path) ? this.db.getPending(this.id, entry.path) : undefined
+        if (want !== undefined && !this.stopped) this.startFetch(want.entry, want.src, Math.min(attempt * 2, FETCH_RETRY_MAX_S))
+      }, attempt * 1000).unref()
       return
     }
     if (this.stopped) return
@@ -487,7 +519,7 @@ export class Share extends EventEmitter<ShareEvents> {
         // A local edit landed while we fetched: record it and let the merge rules decide.
         const change = await this.examine(entry.path, cur)
         if (change !== null) this.commitLocal([change])
-        this.db.deletePending(this.id, entry.path)
+        this.clearPending(entry.path)
         await this.applyRemote(want.src, [{ entry: want.entry }])
         return
       }

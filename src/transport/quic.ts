@@ -3,9 +3,7 @@
 // Connection contract of ./types.ts, with each QUIC stream exposed as a Duplex.
 //
 // Binding facts this adapter relies on (measured on @chainsafe/libp2p-quic 2.1.1):
-// - The package `exports` map only exposes '.', so the deep import
-//   '@chainsafe/libp2p-quic/dist/src/napi.js' does not resolve; we resolve the
-//   package entry and load './napi.js' next to it by file URL.
+// - The binding is loaded straight from its platform package (see binding.ts).
 // - QuinnConfig also requires `receiveBufferSize` / `sendBufferSize` (UDP
 //   socket buffers, clamped by the OS); `handshakeTimeout` is accepted but
 //   ignored by the binding: a dial to a silent address fails only when the
@@ -29,6 +27,7 @@
 //   resolves within about one RTT. Data written but not yet acknowledged is lost.
 // - Pending native promises (accept, dial, read) keep the Node event loop
 //   alive until they settle; Transport.close() aborts everything so they do.
+import { loadQuicBinding } from './binding.js'
 import { lookup } from 'node:dns/promises'
 import { isIP } from 'node:net'
 import { Duplex } from 'node:stream'
@@ -135,7 +134,7 @@ interface NapiBinding {
   Client: new (config: NapiQuinnConfig, family: 0 | 1) => NapiClient
 }
 
-const napi = await import(new URL('./napi.js', import.meta.resolve('@chainsafe/libp2p-quic')).href) as NapiBinding
+const napi = loadQuicBinding() as NapiBinding
 
 // ---------------------------------------------------------------- helpers
 
