@@ -541,7 +541,7 @@ export class Download extends EventEmitter implements PieceSource {
     }
     if (ok !== true || piece === null) {
       this.pendingPieces--
-      if (ok === false) {
+      if (ok === false && peer.bad < MAX_BAD_PIECES) { // verdicts still arriving from a dropped peer are not counted
         this.stats.verifyFailures++
         peer.bad++
         peer.badPieces.add(index)
