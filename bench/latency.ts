@@ -14,6 +14,7 @@ const b = await startBenchNode(base, 'b', [a.address])
 await b.waitEvent('peer-connected')
 await new Promise(r => setTimeout(r, 300))
 const samples: number[] = []
+const detect: number[] = []   // write → A has indexed it (watcher + debounce + hash + commit)
 try {
   for (let i = 0; i < TRIES; i++) {
     const name = `lat-${i}.bin`
@@ -21,10 +22,14 @@ try {
     // A 4 KiB file is one BEP 52 leaf: its root is its SHA-256. Wait for that version, not an earlier partial one.
     const root = createHash('sha256').update(data).digest('hex')
     const arrived = b.waitEvent('file-updated', e => e.path === name && e.root === root, 10_000)
+    let tDetected = 0
+    const detected = a.waitEvent('file-updated', e => e.path === name && e.root === root, 10_000).then(() => { tDetected = performance.now() })
     const t0 = performance.now()
     writeFileSync(join(a.dir, name), data)
     await arrived
     const t1 = performance.now()
+    await detected
+    detect.push(tDetected - t0)
     if (!readFileSync(join(b.dir, name)).equals(data)) throw new Error(`${name} differs on B`)
     samples.push(t1 - t0)
     await new Promise(r => setTimeout(r, 5))
@@ -33,6 +38,7 @@ try {
   print('latency-p50-ms', percentile(samples, 50))
   print('latency-p99-ms', percentile(samples, 99))
   print('latency-max-ms', Math.max(...samples))
+  print('latency-detect-on-A-p50-ms', percentile(detect, 50))
   print('anchor-syncthing-p50-ms', 978)
   print('anchor-syncthing-p99-ms', 1500)
   print('anchor-lsyncd-p50-ms', 66)

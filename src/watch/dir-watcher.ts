@@ -11,7 +11,7 @@ import { watch, type FSWatcher } from 'node:fs'
 import { join } from 'node:path'
 import { joinRel } from '../sync/paths.js'
 
-export const DEBOUNCE_MS = 2
+export const DEBOUNCE_MS = 1
 export const MAX_DELAY_MS = 50
 
 export interface TreeWatcherOptions {
