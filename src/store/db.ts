@@ -93,10 +93,10 @@ export class IndexDb {
       getShare: d.prepare('SELECT id, dir, index_id AS indexId, seq FROM shares WHERE id = ?'),
       insertShare: d.prepare('INSERT INTO shares (id, dir, index_id, seq) VALUES (?, ?, ?, 0)'),
       setShareDir: d.prepare('UPDATE shares SET dir = ? WHERE id = ?'),
-      bumpSeq: d.prepare('UPDATE shares SET seq = seq + 1 WHERE id = ? RETURNING seq'),
+      maxSeq: d.prepare('SELECT MAX(seq) AS seq FROM entries WHERE share = ?'),
       getEntry: d.prepare('SELECT * FROM entries WHERE share = ? AND path = ?'),
       allEntries: d.prepare('SELECT * FROM entries WHERE share = ?'),
-      entriesAfter: d.prepare('SELECT * FROM entries WHERE share = ? AND seq > ? ORDER BY seq LIMIT ?'),
+      entriesAfter: d.prepare('SELECT * FROM entries WHERE share = ? AND seq > ? AND src != ? ORDER BY seq LIMIT ?'),
       childEntries: d.prepare("SELECT * FROM entries WHERE share = ? AND path > ? AND path < ? AND deleted = 0"),
       upsertEntry: d.prepare(`INSERT INTO entries (share, path, type, deleted, size, mtime, root, version, by, seq, lsize, lmtime, lino, src)
         VALUES (@share, @path, @type, @deleted, @size, @mtime, @root, @version, @by, @seq, @lsize, @lmtime, @lino, @src)
@@ -136,8 +136,25 @@ export class IndexDb {
     return row
   }
 
+  /**
+   * The share's sequence counter lives in memory; the durable value is the highest seq in
+   * `entries` (every increment is written with the row it numbers, in the same transaction).
+   */
+  private readonly seqs = new Map<string, number>()
+
+  currentSeq (share: string): number {
+    let seq = this.seqs.get(share)
+    if (seq === undefined) {
+      seq = (this.st.maxSeq.get(share) as { seq: number | null }).seq ?? 0
+      this.seqs.set(share, seq)
+    }
+    return seq
+  }
+
   nextSeq (share: string): number {
-    return (this.st.bumpSeq.get(share) as { seq: number }).seq
+    const seq = this.currentSeq(share) + 1
+    this.seqs.set(share, seq)
+    return seq
   }
 
   getEntry (share: string, path: string): StoredEntry | undefined {
@@ -149,8 +166,9 @@ export class IndexDb {
     return (this.st.allEntries.all(share) as EntryRow[]).map(rowToStored)
   }
 
-  entriesAfter (share: string, seq: number, limit: number): StoredEntry[] {
-    return (this.st.entriesAfter.all(share, seq, limit) as EntryRow[]).map(rowToStored)
+  /** Entries after `seq`, leaving out versions that came from peer `notFrom`. */
+  entriesAfter (share: string, seq: number, limit: number, notFrom = '\0'): StoredEntry[] {
+    return (this.st.entriesAfter.all(share, seq, notFrom, limit) as EntryRow[]).map(rowToStored)
   }
 
   /** Live (non-deleted) entries strictly below a directory path. */

@@ -293,16 +293,16 @@ export class Share extends EventEmitter<ShareEvents> {
 
   /** The next batch of entries after `fromSeq` for peer `to`, small files inline. Versions that came from `to` are not echoed back. */
   entriesAfter (fromSeq: number, to: string): { entries: WireEntry[], upTo: number } {
-    const rows = this.db.entriesAfter(this.id, fromSeq, BATCH_ENTRIES)
+    const rows = this.db.entriesAfter(this.id, fromSeq, BATCH_ENTRIES, to)
     const entries: WireEntry[] = []
     let bytes = 0
-    let upTo = fromSeq
+    // Rows left out came from `to` itself; when the query is not cut short, the cursor moves past them all.
+    let upTo = rows.length < BATCH_ENTRIES ? this.db.currentSeq(this.id) : fromSeq
     for (const e of rows) {
-      upTo = e.seq
-      if (e.src === to) continue
       const data = bytes < BATCH_BYTES ? this.inlineData(e) : undefined
       if (data !== undefined) bytes += data.length
       entries.push(data === undefined ? { entry: e } : { entry: e, data })
+      if (bytes >= BATCH_BYTES || rows.length >= BATCH_ENTRIES) upTo = e.seq
       if (bytes >= BATCH_BYTES) break
     }
     return { entries, upTo }
@@ -368,7 +368,7 @@ export class Share extends EventEmitter<ShareEvents> {
         if (pending !== undefined) { this.setPending(d.entry, pending.src, pending.keepLocal); return false }
         return this.materialize(d.entry, undefined, from)
       case 'accept':
-        return this.materialize(d.entry, data, from)
+        return this.materialize(d.entry, data, from, false, pending === undefined ? { cur: local, st } : undefined)
       case 'conflict': {
         this.host.log('warn', `share ${this.id}: concurrent edits of ${d.entry.path}; the other version is kept as ${d.copy.path}`)
         if (!d.localLost) {
@@ -406,7 +406,7 @@ export class Share extends EventEmitter<ShareEvents> {
   }
 
   /** Brings the disk to `entry`: delete, mkdir, write inline data, copy local content, or queue a fetch. */
-  private async materialize (entry: Entry, data: Buffer | undefined, from: string, keepLocal = false): Promise<boolean> {
+  private async materialize (entry: Entry, data: Buffer | undefined, from: string, keepLocal = false, known?: { cur: StoredEntry | undefined, st: fs.Stats | null }): Promise<boolean> {
     const rel = entry.path
     if (entry.deleted) {
       const cur = this.db.getEntry(this.id, rel)
@@ -425,8 +425,8 @@ export class Share extends EventEmitter<ShareEvents> {
       return true
     }
     // Same content already in place: only the metadata changes.
-    const cur = this.db.getEntry(this.id, rel)
-    const st = this.disk.lstat(rel)
+    const cur = known !== undefined ? known.cur : this.db.getEntry(this.id, rel)
+    const st = known !== undefined ? known.st : this.disk.lstat(rel)
     if (cur !== undefined && !cur.deleted && cur.type === 'file' && cur.root.equals(entry.root) && st !== null && sameLocal(cur.local, st)) {
       let local = cur.local
       if (cur.mtime !== entry.mtime) {
