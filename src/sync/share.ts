@@ -285,10 +285,17 @@ export class Share extends EventEmitter<ShareEvents> {
     if (e.size === 0) return Buffer.alloc(0)
     const cached = this.inlineCache.get(e.root.toString('hex'))
     if (cached !== undefined) return cached
-    let data: Buffer
-    try { data = fs.readFileSync(this.disk.abs(e.path)) } catch { return undefined }
-    if (data.length !== e.size || !fileRoot(data).equals(e.root)) return undefined
-    return data
+    // The index's stat check (size, mtime, inode unchanged since hashing) stands in for re-hashing every
+    // file we send; the receiver verifies the root before writing anyway.
+    let fd: number
+    try { fd = fs.openSync(this.disk.abs(e.path), 'r') } catch { return undefined }
+    try {
+      const data = Buffer.allocUnsafe(e.size)
+      const n = fs.readSync(fd, data, 0, e.size, 0)
+      const st = fs.fstatSync(fd)
+      if (n !== e.size || !sameLocal(e.local, st)) return undefined
+      return data
+    } catch { return undefined } finally { fs.closeSync(fd) }
   }
 
   /** The next batch of entries after `fromSeq` for peer `to`, small files inline. Versions that came from `to` are not echoed back. */
