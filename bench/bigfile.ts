@@ -6,6 +6,7 @@ import { join } from 'node:path'
 import { randomBytes, createHash } from 'node:crypto'
 import { readFile } from 'node:fs/promises'
 import { benchDir, startBenchNode, print } from './lib.js'
+import { fileRoot } from '../src/merkle/bep52.js'
 
 const SIZE = Number(process.env.SIZE_MB ?? 256) * 1024 * 1024
 
@@ -16,8 +17,11 @@ try {
   await b.waitEvent('peer-connected')
   await new Promise(r => setTimeout(r, 300))
   const data = randomBytes(SIZE)
-  const indexed = a.waitEvent('file-updated', e => e.path === 'big.bin')
-  const arrived = b.waitEvent('file-updated', e => e.path === 'big.bin', 300_000)
+  // Without close-write events a file still being written can be indexed (and replicated) mid-way;
+  // wait for the version with the final root.
+  const root = fileRoot(data).toString('hex')
+  const indexed = a.waitEvent('file-updated', e => e.path === 'big.bin' && e.root === root)
+  const arrived = b.waitEvent('file-updated', e => e.path === 'big.bin' && e.root === root, 300_000)
   const t0 = performance.now()
   writeFileSync(join(a.dir, 'big.bin'), data)
   const tw = performance.now()

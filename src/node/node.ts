@@ -29,6 +29,8 @@ export const REDIAL_MIN_MS = 250
 export const REDIAL_MAX_MS = 5000
 /** How often the bitfield of an interrupted download is saved, at most. */
 const PARTIAL_SAVE_MS = 200
+/** Files kept open for serving at once; the least recently opened is closed past this. */
+const MAX_OPEN_SOURCES = 64
 
 export interface ShareSpec { dir: string, id?: string }
 
@@ -68,6 +70,8 @@ export class SwarmNode extends EventEmitter<NodeEvents> implements SessionHost {
   private readonly sessions = new Map<string, PeerSession>()
   private readonly downloads = new Map<string, { dl: Download, done: Promise<string>, share: Share }>()
   private readonly lastInSync = new Map<string, string>()
+  /** Open files being served, by root: one file handle per file however many peers read it. */
+  private readonly sources = new Map<string, FileSource>()
   private readonly rootTimers = new Set<string>()
   private readonly dialers: Array<{ stop: () => void }> = []
   private stopped = false
@@ -123,6 +127,8 @@ export class SwarmNode extends EventEmitter<NodeEvents> implements SessionHost {
     for (const d of this.dialers) d.stop()
     for (const s of this.shares.values()) s.stop()
     for (const { dl } of this.downloads.values()) dl.abort()
+    for (const s of this.sources.values()) void s.close()
+    this.sources.clear()
     for (const s of this.sessions.values()) s.close('node stopping')
     await this.transport?.close()
     this.db?.close()
@@ -364,7 +370,18 @@ export class SwarmNode extends EventEmitter<NodeEvents> implements SessionHost {
       let st: fs.Stats
       try { st = fs.lstatSync(abs) } catch { continue }
       if (!sameLocal(row.local, st)) continue
-      return new FileSource({ path: abs, root: row.root, size: row.size, layer: this.db.getLayer(row.root), mtimeMs: row.local.mtimeMs })
+      const key = row.root.toString('hex')
+      const cached = this.sources.get(key)
+      if (cached !== undefined && cached.path === abs && cached.mtimeMs === row.local.mtimeMs) return cached
+      if (cached !== undefined) { this.sources.delete(key); void cached.close() }
+      const source = new FileSource({ path: abs, root: row.root, size: row.size, layer: this.db.getLayer(row.root), mtimeMs: row.local.mtimeMs, verify: false })
+      this.sources.set(key, source)
+      if (this.sources.size > MAX_OPEN_SOURCES) {
+        const [oldKey, old] = this.sources.entries().next().value as [string, FileSource]
+        this.sources.delete(oldKey)
+        void old.close()
+      }
+      return source
     }
     return undefined
   }
