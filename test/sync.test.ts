@@ -149,3 +149,36 @@ test('a wrong secret is refused on both sides and no data flows', async () => {
     assert.ok(!existsSync(join(b.dir, 'secret-data.txt')))
   } finally { await c.stop() }
 })
+
+test('restart: unchanged files are not hashed again; a touched one is', async () => {
+  const c = new Cluster()
+  try {
+    const a = await c.add('a')
+    for (let i = 0; i < 50; i++) writeFileSync(join(a.dir, `f${i}.txt`), `file ${i}`)
+    await waitFor('indexed', () => a.node.shares.get('share')!.entryCount === 50)
+    await a.node.stop()
+    writeFileSync(join(a.dir, 'f7.txt'), 'changed while the node was down')
+    await c.restart(a, [])
+    assert.equal(a.node.shares.get('share')!.stats.filesHashed, 1)
+  } finally { await c.stop() }
+})
+
+test('an unreachable peer address is retried with backoff while the node keeps serving', async () => {
+  const c = new Cluster()
+  try {
+    const probe = await c.add('probe')
+    const port = probe.node.port
+    await probe.node.stop()   // now nothing listens on `port`
+    const a = await c.add('a', { peers: [`127.0.0.1:${port}`] })
+    const logs: string[] = []
+    a.node.on('log', e => logs.push(e.message))
+    writeFileSync(join(a.dir, 'early.txt'), 'written before the peer exists')
+    await waitFor('unreachable logged', () => logs.some(m => m.includes('cannot reach peer')), 20_000)
+    const b = await c.add('b', { peers: [] })
+    await b.node.stop()
+    // Bring a node up on the address `a` keeps dialing.
+    b.node = await (await import('../src/index.js')).startNode({ stateDir: b.state, secret: 'test-secret-0123456789', listen: `127.0.0.1:${port}`, shares: [{ dir: b.dir, id: 'share' }] })
+    await waitFor('connected after retries', () => a.node.connectedPeers().length === 1, 20_000)
+    await waitFor('file replicated', () => fileIs(join(b.dir, 'early.txt'), 'written before the peer exists'))
+  } finally { await c.stop() }
+})

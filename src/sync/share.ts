@@ -63,6 +63,8 @@ export class Share extends EventEmitter<ShareEvents> {
   /** Files this node just wrote from a peer, with their stat: the watcher's echo of our own write is skipped cheaply. */
   private readonly selfWritten = new Map<string, LocalStat>()
   private stopped = false
+  /** Counters for status and tests. */
+  readonly stats = { filesHashed: 0 }
 
   constructor (private readonly host: ShareHost, row: ShareRow) {
     super()
@@ -216,6 +218,7 @@ export class Share extends EventEmitter<ShareEvents> {
   }
 
   private async hashLocal (rel: string, st: fs.Stats): Promise<{ root: Buffer, size: number, mtimeMs: number, ino: number }> {
+    this.stats.filesHashed++
     const abs = this.disk.abs(rel)
     if (st.size <= INLINE_MAX) {
       const fd = fs.openSync(abs, 'r')
