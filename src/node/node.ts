@@ -238,7 +238,7 @@ export class SwarmNode extends EventEmitter<NodeEvents> implements SessionHost {
       } else if (tag[0] === STREAM_PIECES) {
         const session = this.sessions.get(conn.remotePeerId)
         if (session === undefined || !session.ready || session.conn !== conn) { stream.destroy(); return }
-        serveWire(stream, { peerId: this.wirePeerId, lookup: (infoHash) => this.lookupSource(infoHash) })
+        serveWire(stream, { peerId: this.wirePeerId, lookup: (infoHash) => this.lookupSource(infoHash, session) })
       } else {
         stream.destroy()
       }
@@ -360,12 +360,17 @@ export class SwarmNode extends EventEmitter<NodeEvents> implements SessionHost {
     }
   }
 
-  /** What we can serve for an info hash: a complete local file, or a download in progress. */
-  private lookupSource (infoHash: Buffer): PieceSource | undefined {
-    for (const { dl } of this.downloads.values()) if (dl.root.subarray(0, 20).equals(infoHash)) return dl
+  /**
+   * What we can serve for an info hash: a complete local file, or a download in progress — only
+   * from shares this peer replicates too, so content is never served across shares.
+   */
+  private lookupSource (infoHash: Buffer, session: PeerSession): PieceSource | undefined {
+    for (const { dl, share } of this.downloads.values()) {
+      if (session.remoteShares.has(share.id) && dl.root.subarray(0, 20).equals(infoHash)) return dl
+    }
     for (const row of this.db.localByInfoHash(infoHash)) {
       const share = this.shares.get(row.share)
-      if (share === undefined || row.local === null) continue
+      if (share === undefined || row.local === null || !session.remoteShares.has(row.share)) continue
       const abs = share.disk.abs(row.path)
       let st: fs.Stats
       try { st = fs.lstatSync(abs) } catch { continue }

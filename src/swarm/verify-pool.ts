@@ -71,7 +71,6 @@ class VerifyPool {
     for (let i = 0; i < this.threads; i++) {
       const worker = new Worker(url)
       const slot: Slot = { worker, busy: 0, retired: false }
-      worker.unref()
       worker.on('message', (res: VerifyResult) => {
         const p = this.pending.get(res.id)
         if (p === undefined) return
@@ -92,6 +91,7 @@ class VerifyPool {
       }
       worker.on('error', die)
       worker.on('exit', () => die(new Error('verify worker exited')))
+      worker.unref() // after adding listeners: a 'message' listener re-refs the worker's port
       this.slots.push(slot)
     }
   }
