@@ -29,7 +29,7 @@ CREATE INDEX IF NOT EXISTS entries_root ON entries (root);
 CREATE TABLE IF NOT EXISTS pending (
   share TEXT NOT NULL, path TEXT NOT NULL, type INTEGER NOT NULL, deleted INTEGER NOT NULL,
   size INTEGER NOT NULL, mtime INTEGER NOT NULL, root BLOB NOT NULL, version TEXT NOT NULL, by TEXT NOT NULL,
-  src TEXT NOT NULL, keep_local INTEGER NOT NULL DEFAULT 0, PRIMARY KEY (share, path)) WITHOUT ROWID;
+  src TEXT NOT NULL, keep_local INTEGER NOT NULL DEFAULT 0, as_is INTEGER NOT NULL DEFAULT 0, PRIMARY KEY (share, path)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS cursors (peer TEXT NOT NULL, share TEXT NOT NULL, index_id TEXT NOT NULL, seq INTEGER NOT NULL, PRIMARY KEY (peer, share)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS layers (root BLOB PRIMARY KEY, layer BLOB NOT NULL) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS partials (root BLOB PRIMARY KEY, have BLOB NOT NULL) WITHOUT ROWID;
@@ -41,7 +41,7 @@ interface EntryRow {
   share: string, path: string, type: number, deleted: number, size: number, mtime: number, root: Buffer,
   version: string, by: string, seq: number, lsize: number | null, lmtime: number | null, lino: number | null, src: string
 }
-interface PendingRow extends Omit<EntryRow, 'seq' | 'lsize' | 'lmtime' | 'lino' | 'src'> { src: string, keep_local: number }
+interface PendingRow extends Omit<EntryRow, 'seq' | 'lsize' | 'lmtime' | 'lino' | 'src'> { src: string, keep_local: number, as_is: number }
 
 function rowToEntry (r: EntryRow | PendingRow): Entry {
   return {
@@ -67,7 +67,7 @@ function rowToStored (r: EntryRow): StoredEntry {
 
 export interface ShareRow { id: string, dir: string, indexId: string, seq: number }
 /** keepLocal: the live local file at the path lost a conflict and is moved aside when this is installed. */
-export interface PendingEntry { entry: Entry, src: string, keepLocal: boolean }
+export interface PendingEntry { entry: Entry, src: string, keepLocal: boolean, asIs: boolean }
 
 export class IndexDb {
   readonly db: Database.Database
@@ -109,8 +109,8 @@ export class IndexDb {
       getPending: d.prepare('SELECT * FROM pending WHERE share = ? AND path = ?'),
       allPending: d.prepare('SELECT * FROM pending WHERE share = ?'),
       countPending: d.prepare('SELECT count(*) AS n FROM pending WHERE share = ?'),
-      upsertPending: d.prepare(`INSERT OR REPLACE INTO pending (share, path, type, deleted, size, mtime, root, version, by, src, keep_local)
-        VALUES (@share, @path, @type, @deleted, @size, @mtime, @root, @version, @by, @src, @keepLocal)`),
+      upsertPending: d.prepare(`INSERT OR REPLACE INTO pending (share, path, type, deleted, size, mtime, root, version, by, src, keep_local, as_is)
+        VALUES (@share, @path, @type, @deleted, @size, @mtime, @root, @version, @by, @src, @keepLocal, @asIs)`),
       deletePending: d.prepare('DELETE FROM pending WHERE share = ? AND path = ?'),
       getCursor: d.prepare('SELECT index_id AS indexId, seq FROM cursors WHERE peer = ? AND share = ?'),
       setCursor: d.prepare('INSERT OR REPLACE INTO cursors (peer, share, index_id, seq) VALUES (?, ?, ?, ?)'),
@@ -205,21 +205,22 @@ export class IndexDb {
 
   getPending (share: string, path: string): PendingEntry | undefined {
     const r = this.st.getPending.get(share, path) as PendingRow | undefined
-    return r === undefined ? undefined : { entry: rowToEntry(r), src: r.src, keepLocal: r.keep_local === 1 }
+    return r === undefined ? undefined : { entry: rowToEntry(r), src: r.src, keepLocal: r.keep_local === 1, asIs: r.as_is === 1 }
   }
 
   allPending (share: string): PendingEntry[] {
-    return (this.st.allPending.all(share) as PendingRow[]).map(r => ({ entry: rowToEntry(r), src: r.src, keepLocal: r.keep_local === 1 }))
+    return (this.st.allPending.all(share) as PendingRow[]).map(r => ({ entry: rowToEntry(r), src: r.src, keepLocal: r.keep_local === 1, asIs: r.as_is === 1 }))
   }
 
   countPending (share: string): number {
     return (this.st.countPending.get(share) as { n: number }).n
   }
 
-  putPending (share: string, e: Entry, src: string, keepLocal = false): void {
+  /** asIs: the entry is the peer's version unchanged (not a merge), so it need not be sent back to it. */
+  putPending (share: string, e: Entry, src: string, keepLocal = false, asIs = false): void {
     this.st.upsertPending.run({
       share, path: e.path, type: TYPE_CODE[e.type], deleted: e.deleted ? 1 : 0, size: e.size, mtime: e.mtime,
-      root: e.root, version: encodeVersion(e.version), by: e.by, src, keepLocal: keepLocal ? 1 : 0
+      root: e.root, version: encodeVersion(e.version), by: e.by, src, keepLocal: keepLocal ? 1 : 0, asIs: asIs ? 1 : 0
     })
   }
 

@@ -62,6 +62,11 @@ export class Share extends EventEmitter<ShareEvents> {
   private readonly pendingSet = new Set<string>()
   /** Files this node just wrote from a peer, with their stat: the watcher's echo of our own write is skipped cheaply. */
   private readonly selfWritten = new Map<string, LocalStat>()
+  /**
+   * Peer entries taken exactly as sent (not merged): only these are recorded with the peer as their
+   * source, which keeps them from being echoed back; a merged version is news to that peer too.
+   */
+  private readonly asIs = new WeakSet<Entry>()
   private stopped = false
   /** Counters for status and tests. */
   readonly stats = { filesHashed: 0 }
@@ -99,7 +104,7 @@ export class Share extends EventEmitter<ShareEvents> {
   pendingCount (): number { return this.pendingSet.size }
 
   private setPending (e: Entry, src: string, keepLocal = false): void {
-    this.db.putPending(this.id, e, src, keepLocal)
+    this.db.putPending(this.id, e, src, keepLocal, this.asIs.has(e))
     this.pendingSet.add(e.path)
   }
 
@@ -372,6 +377,7 @@ export class Share extends EventEmitter<ShareEvents> {
     const pending = this.pendingSet.has(remote.path) ? this.db.getPending(this.id, remote.path) : undefined
     const target = pending?.entry ?? local
     const d = decide(target, remote)
+    if (d.kind === 'accept' && d.entry === remote) this.asIs.add(remote)
     switch (d.kind) {
       case 'ignore': return false
       case 'merge-meta':
@@ -402,7 +408,7 @@ export class Share extends EventEmitter<ShareEvents> {
   }
 
   private putAndTrack (e: Entry, local: LocalStat | null, src = ''): void {
-    this.db.putEntry(this.id, e, local, src)
+    this.db.putEntry(this.id, e, local, this.asIs.has(e) ? src : '')
     this.tree.set(e)
   }
 
@@ -534,6 +540,7 @@ export class Share extends EventEmitter<ShareEvents> {
         return
       }
       const local = this.disk.stampTemp(tmp, want.entry.mtime)
+      if (want.asIs) this.asIs.add(want.entry)
       this.installTemp(tmp, want.entry, local, want.src, want.keepLocal)
       this.emit('changed')
     })
