@@ -182,3 +182,27 @@ test('an unreachable peer address is retried with backoff while the node keeps s
     await waitFor('file replicated', () => fileIs(join(b.dir, 'early.txt'), 'written before the peer exists'))
   } finally { await c.stop() }
 })
+
+test('three nodes: a conflict resolves to the same winner and copy on all of them', async () => {
+  const c = new Cluster()
+  try {
+    const a = await c.add('a')
+    writeFileSync(join(a.dir, 'page.html'), 'v0')
+    const b = await c.add('b')
+    const cc = await c.add('c')
+    await waitFor('v0 everywhere', () => fileIs(join(b.dir, 'page.html'), 'v0') && fileIs(join(cc.dir, 'page.html'), 'v0'))
+    await a.node.stop()
+    writeFileSync(join(b.dir, 'page.html'), 'edited on b')
+    await waitFor('b → c', () => fileIs(join(cc.dir, 'page.html'), 'edited on b'))
+    await new Promise(r => setTimeout(r, 30))
+    writeFileSync(join(a.dir, 'page.html'), 'edited on a (offline, later)')
+    await c.restart(a, [b.node.address, cc.node.address])
+    const listing = (d: string) => readdirSync(d).filter(n => n !== '.swarm').sort()
+    await waitFor('all converge', () => sameTree(a.dir, b.dir) && sameTree(b.dir, cc.dir) && settled([a, b, cc]) && listing(a.dir).length === 2, 30_000)
+    for (const n of [a, b, cc]) {
+      assert.equal(readFileSync(join(n.dir, 'page.html'), 'utf8'), 'edited on a (offline, later)')
+      const copy = listing(n.dir).find(x => x.includes('.sync-conflict-'))!
+      assert.equal(readFileSync(join(n.dir, copy), 'utf8'), 'edited on b')
+    }
+  } finally { await c.stop() }
+})
