@@ -31,6 +31,8 @@ export const REDIAL_MAX_MS = 5000
 const PARTIAL_SAVE_MS = 200
 /** Files kept open for serving at once; the least recently opened is closed past this. */
 const MAX_OPEN_SOURCES = 64
+/** A piece stream that arrives before the peer's SHARES message waits this long for it. */
+const SHARES_WAIT_MS = 5000
 
 export interface ShareSpec { dir: string, id?: string }
 
@@ -68,7 +70,7 @@ export class SwarmNode extends EventEmitter<NodeEvents> implements SessionHost {
   db!: IndexDb
   readonly shares = new Map<string, Share>()
   private readonly sessions = new Map<string, PeerSession>()
-  private readonly downloads = new Map<string, { dl: Download, done: Promise<string>, share: Share }>()
+  private readonly downloads = new Map<string, { dl: Download, done: Promise<string>, share: Share, holders: Set<PeerSession> }>()
   private readonly lastInSync = new Map<string, string>()
   /** Open files being served, by root: one file handle per file however many peers read it. */
   private readonly sources = new Map<string, FileSource>()
@@ -210,6 +212,10 @@ export class SwarmNode extends EventEmitter<NodeEvents> implements SessionHost {
   }
 
   onShares (session: PeerSession): void {
+    // Downloads in flight gain this peer as a holder if it replicates their share.
+    for (const { dl, share, holders } of this.downloads.values()) {
+      if (session.remoteShares.has(share.id) && !holders.has(session)) { holders.add(session); void this.addHolder(dl, session) }
+    }
     for (const [id, info] of session.remoteShares) {
       const share = this.shares.get(id)
       if (share === undefined) continue
@@ -260,9 +266,6 @@ export class SwarmNode extends EventEmitter<NodeEvents> implements SessionHost {
       this.sessions.set(session.peerId, session)
       this.log('info', `connected to ${session.peerId} at ${conn.remoteAddress}`)
       this.emit('peer-connected', { peerId: session.peerId, address: conn.remoteAddress })
-      for (const { dl, share } of this.downloads.values()) {
-        if (session.remoteShares.size === 0 || session.remoteShares.has(share.id)) void this.addHolder(dl, session)
-      }
     })
     session.on('closed', reason => {
       if (this.sessions.get(session.peerId) !== session) return
@@ -332,9 +335,10 @@ export class SwarmNode extends EventEmitter<NodeEvents> implements SessionHost {
     const saveBitfield = () => { saveTimer = null; if (!this.stopped) this.db.putPartial(entry.root, dl.haveBitfield()) }
     dl.on('verified', () => { if (saveTimer === null) saveTimer = setTimeout(saveBitfield, PARTIAL_SAVE_MS) })
     dl.on('peer-error', (label: string, err: Error) => this.log('warn', `fetching ${entry.path} from ${label}: ${err.message}`))
+    const holders = new Set<PeerSession>()
     const done = (async () => {
       try {
-        for (const s of this.sessions.values()) if (s.ready && s.remoteShares.has(share.id)) void this.addHolder(dl, s)
+        for (const s of this.sessions.values()) if (s.ready && s.remoteShares.has(share.id)) { holders.add(s); void this.addHolder(dl, s) }
         await dl.start()
         this.emit('fetched', { share: share.id, path: entry.path, root: entry.root.toString('hex'), pieces: dl.stats.piecesFetched, bytes: dl.stats.bytesFetched, perPeer: Object.fromEntries(dl.stats.perPeer) })
         const layer = await dl.pieceLayer()
@@ -346,7 +350,7 @@ export class SwarmNode extends EventEmitter<NodeEvents> implements SessionHost {
         this.downloads.delete(key)
       }
     })()
-    this.downloads.set(key, { dl, done, share })
+    this.downloads.set(key, { dl, done, share, holders })
     return done
   }
 
@@ -364,7 +368,13 @@ export class SwarmNode extends EventEmitter<NodeEvents> implements SessionHost {
    * What we can serve for an info hash: a complete local file, or a download in progress — only
    * from shares this peer replicates too, so content is never served across shares.
    */
-  private lookupSource (infoHash: Buffer, session: PeerSession): PieceSource | undefined {
+  private async lookupSource (infoHash: Buffer, session: PeerSession): Promise<PieceSource | undefined> {
+    if (!session.sharesKnown) {
+      await new Promise<void>(resolve => {
+        const t = setTimeout(resolve, SHARES_WAIT_MS)
+        session.once('shares', () => { clearTimeout(t); resolve() })
+      })
+    }
     for (const { dl, share } of this.downloads.values()) {
       if (session.remoteShares.has(share.id) && dl.root.subarray(0, 20).equals(infoHash)) return dl
     }

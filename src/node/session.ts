@@ -32,9 +32,11 @@ export interface SessionHost {
 
 interface Feeder { indexId: string, cursor: number, running: boolean, again: boolean }
 
-export class PeerSession extends EventEmitter<{ ready: [], closed: [reason: string] }> {
+export class PeerSession extends EventEmitter<{ ready: [], shares: [], closed: [reason: string] }> {
   readonly remoteShares = new Map<string, ShareInfo>()
   readonly roots = new Map<string, { root: Buffer, settled: boolean }>()
+  /** The peer's SHARES message has arrived (its piece streams may come first: they are other streams). */
+  sharesKnown = false
   private readonly feeders = new Map<string, Feeder>()
   private readonly splitter = new FrameSplitter()
   private readonly nonce = newNonce()
@@ -134,7 +136,9 @@ export class PeerSession extends EventEmitter<{ ready: [], closed: [reason: stri
       case 'shares':
         this.remoteShares.clear()
         for (const s of msg.shares) this.remoteShares.set(s.id, s)
+        this.sharesKnown = true
         this.host.onShares(this)
+        this.emit('shares')
         return
       case 'subscribe': {
         const f: Feeder = this.feeders.get(msg.share) ?? { indexId: msg.indexId, cursor: 0, running: false, again: false }

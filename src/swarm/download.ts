@@ -8,9 +8,12 @@
 // - Picker (picker.ts): how many connected peers hold each piece and whether each piece is
 //   idle / requested / done; decides which idle piece to ask a given peer for (rarest first).
 // - Download: owns the requesters map (piece → peers asked for it, for endgame duplicates and
-//   cancels), decides when to request (pipeline depth, endgame, write backpressure), verifies
-//   every piece against the layer/root, and is the only thing that writes to disk — positional
-//   writes into partPath and nothing else; the caller renames the part file into place.
+//   cancels), decides when to request (pipeline depth, endgame, verify/write backpressure),
+//   verifies every piece against the layer/root (verify-pool.ts) before it is accepted, and is
+//   the only thing that writes to disk — positional writes into partPath and nothing else; the
+//   caller renames the part file into place.
+// - FrameGuard (framing.ts) sits between each stream and its wire; layer.ts is the swarm_layer
+//   extension that carries the piece layer.
 // A Download is also a PieceSource: serveWire() can serve the pieces it has already written.
 import { EventEmitter } from 'node:events'
 import { constants as fsConstants } from 'node:fs'
@@ -290,6 +293,7 @@ export class Download extends EventEmitter implements PieceSource {
     fh.sync().then(
       () => {
         this.io--
+        this.maybeCloseFile() // close() may have been called meanwhile
         const settle = this.settle
         this.settle = null
         settle?.resolve()
