@@ -29,7 +29,7 @@ import { pieceLength, readFully, type PieceSource } from './source.js'
 import { shareLayer, verifyPieceOffThread } from './verify-pool.js'
 
 /** whole-piece requests kept in flight per peer (measured: see bench/pieces.ts) */
-export const PIPELINE_DEPTH = 8
+export const PIPELINE_DEPTH = 32
 /** a peer that sends this many pieces failing verification is dropped */
 export const MAX_BAD_PIECES = 3
 /** a peer that answers none of our outstanding requests for this long is dropped */

@@ -13,11 +13,11 @@ import { isLayerRequest, sendLayer, sendLayerNone, useLayerExtension } from './l
 import { pieceLength, type PieceSource } from './source.js'
 
 /** concurrent piece reads per wire */
-export const MAX_READS_PER_WIRE = 4
+export const MAX_READS_PER_WIRE = 16
 /** requests queued beyond this are refused (a well-behaved downloader keeps PIPELINE_DEPTH) */
 export const MAX_QUEUED_REQUESTS = 256
 /** stop starting reads while this much is waiting in the stream's write buffer */
-export const SEND_HIGH_WATER = 1024 * 1024
+export const SEND_HIGH_WATER = 4 * 1024 * 1024
 /** layer requests a peer may make on one wire before it is dropped */
 export const MAX_LAYER_REQUESTS = 4
 
