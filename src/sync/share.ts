@@ -29,6 +29,12 @@ const BATCH_BYTES = 8 * 1024 * 1024
 const SCAN_COMMIT_EVERY = 2000
 /** Longest wait between retries of a failed fetch, in seconds. */
 const FETCH_RETRY_MAX_S = 30
+/**
+ * Files larger than INLINE_MAX whose mtime is younger than this are looked at again later instead
+ * of hashed: without close-write events this is how a big file still being written is left alone.
+ * Small files are never delayed (they are the latency path).
+ */
+const SETTLE_MS = 50
 
 export interface ShareHost {
   readonly db: IndexDb
@@ -200,6 +206,12 @@ export class Share extends EventEmitter<ShareEvents> {
       return live !== undefined ? { entry: this.tombstone(live), local: null } : null
     }
     if (live?.type === 'file' && sameLocal(live.local, st)) return null
+    if (st.size > INLINE_MAX && Date.now() - st.mtimeMs < SETTLE_MS) {
+      // A big file modified this instant is most likely still being written: look again once it
+      // has been quiet for SETTLE_MS rather than hash and ship a partial version.
+      this.requeue(rel, SETTLE_MS)
+      return null
+    }
     let hashed: { root: Buffer, size: number, mtimeMs: number, ino: number }
     try {
       hashed = await this.hashLocal(rel, st)
@@ -218,8 +230,8 @@ export class Share extends EventEmitter<ShareEvents> {
     return { entry: this.newVersion(rel, old, { type: 'file', size: hashed.size, mtime, root: hashed.root }), local }
   }
 
-  private requeue (rel: string): void {
-    setTimeout(() => { this.enqueueLocal(() => this.examinePaths([rel])) }, 5)
+  private requeue (rel: string, delayMs = 5): void {
+    setTimeout(() => { this.enqueueLocal(() => this.examinePaths([rel])) }, delayMs).unref()
   }
 
   private async hashLocal (rel: string, st: fs.Stats): Promise<{ root: Buffer, size: number, mtimeMs: number, ino: number }> {
