@@ -1,6 +1,7 @@
 // Bench of the piece exchange (src/swarm/): a 256 MiB file fetched by a Download over loopback
 // TCP from one FileSource holder, then from two. Holders run in worker threads (as they would
-// be separate nodes); the `-inproc-` lines run everything on one thread for comparison.
+// be separate nodes); `-srcnoverify-` lines use FileSource({ verify: false }) on the holders;
+// the `-inproc-` lines run everything on one thread for comparison.
 // Every piece is SHA-256 verified twice (holder before sending, downloader before writing), so
 // on CPUs without SHA extensions hashing bounds these numbers; SWARM_VERIFY_THREADS=<n> moves
 // verification to n worker threads per process (default: 0 below 4 cores).
@@ -20,13 +21,13 @@ import { Download } from '../src/swarm/download.js'
 const SIZE = 256 * 1024 * 1024
 const RUNS = 3
 
-interface FileInfo { path: string, root: Buffer, size: number, layer: Buffer, mtimeMs: number }
+interface FileInfo { path: string, root: Buffer, size: number, layer: Buffer, mtimeMs: number, verify?: boolean }
 
 function peerId (s: string): Buffer { return createHash('sha1').update(s).digest() }
 
 /** a holder: serves `info` on a loopback port; returns the port */
 async function startHolder (info: FileInfo, name: string): Promise<{ port: number, close: () => Promise<void> }> {
-  const src = new FileSource({ path: info.path, root: Buffer.from(info.root), size: info.size, layer: Buffer.from(info.layer), mtimeMs: info.mtimeMs })
+  const src = new FileSource({ path: info.path, root: Buffer.from(info.root), size: info.size, layer: Buffer.from(info.layer), mtimeMs: info.mtimeMs, verify: info.verify })
   const server = createServer((s) => {
     s.setNoDelay(true)
     serveWire(s, { peerId: peerId(name), lookup: (ih) => src.root.subarray(0, 20).equals(ih) ? src : undefined })
@@ -83,16 +84,20 @@ async function main (): Promise<void> {
     const { root, layer } = h.digest()
     const info: FileInfo = { path, root, size: SIZE, layer, mtimeMs: statSync(path).mtimeMs }
 
-    const workers: Worker[] = []
-    const ports: number[] = []
-    for (let i = 0; i < 2; i++) {
-      const w = new Worker(new URL(import.meta.url), { workerData: info })
-      workers.push(w)
-      ports.push((await once(w, 'message'))[0] as number)
+    // holders verify each piece before sending (FileSource default), then with verify: false
+    for (const verify of [true, false]) {
+      const workers: Worker[] = []
+      const ports: number[] = []
+      for (let i = 0; i < 2; i++) {
+        const w = new Worker(new URL(import.meta.url), { workerData: { ...info, verify } })
+        workers.push(w)
+        ports.push((await once(w, 'message'))[0] as number)
+      }
+      const tag = verify ? '' : '-srcnoverify'
+      console.log(`pieces-1-holder${tag}-MBps: ${await best(info, ports.slice(0, 1), dir, 'w1' + tag)}`)
+      console.log(`pieces-2-holders${tag}-MBps: ${await best(info, ports, dir, 'w2' + tag)}`)
+      for (const w of workers) await w.terminate()
     }
-    console.log(`pieces-1-holder-MBps: ${await best(info, ports.slice(0, 1), dir, 'w1')}`)
-    console.log(`pieces-2-holders-MBps: ${await best(info, ports, dir, 'w2')}`)
-    for (const w of workers) await w.terminate()
 
     const local = [await startHolder(info, 'l0'), await startHolder(info, 'l1')]
     console.log(`pieces-1-holder-inproc-MBps: ${await best(info, [local[0].port], dir, 'l1')}`)

@@ -34,8 +34,12 @@ export const PIPELINE_DEPTH = 32
 export const MAX_BAD_PIECES = 3
 /** a peer that answers none of our outstanding requests for this long is dropped */
 export const REQUEST_TIMEOUT_MS = 30_000
-/** received pieces waiting for verification or the disk before we stop asking for more */
-export const MAX_PENDING_PIECES = 32
+/**
+ * received pieces waiting for verification or the disk before we stop asking for more; well
+ * above PIPELINE_DEPTH so that with a fast disk it never binds (when it binds, the peer whose
+ * piece just arrived refills first and the others starve)
+ */
+export const MAX_PENDING_PIECES = 4 * PIPELINE_DEPTH
 /** endgame: at most this many peers are asked for the same piece at once */
 export const ENDGAME_DUPLICATES = 2
 
@@ -138,6 +142,7 @@ export class Download extends EventEmitter implements PieceSource {
   private io = 0 // reads + writes in flight on fh
   private pendingPieces = 0 // verifying + writing
   private fileClosing = false
+  private serving = 0 // wires serving from us (retain/release); the finished part file stays open while > 0
   private running = false // part file open, requests may go out
   private finished = false // succeeded, failed or aborted: no more downloading
   private startPromise: Promise<void> | null = null
@@ -204,6 +209,14 @@ export class Download extends EventEmitter implements PieceSource {
     }
   }
 
+  retain (): void { this.serving++ }
+
+  release (): void {
+    if (--this.serving > 0 || !this.finished) return
+    this.fileClosing = true // finished and nobody is served from the part file any more
+    this.maybeCloseFile()
+  }
+
   async pieceLayer (): Promise<Buffer | null> {
     if (this.layer !== undefined) return this.layer
     if (this.finished) throw new SwarmError('ERR_CLOSED', 'download closed without a piece layer')
@@ -226,8 +239,8 @@ export class Download extends EventEmitter implements PieceSource {
 
   /**
    * Stops downloading: start() rejects with ERR_CLOSED, peers are dropped, the part file is
-   * closed (as it is: nothing is truncated). After start() resolved it just releases the part
-   * file, which stays open until then so the finished Download can keep serving.
+   * closed (as it is: nothing is truncated). After start() resolved it releases the part file
+   * at once; otherwise that happens by itself when the last wire serving from it closes.
    */
   abort (): void {
     if (!this.finished) {
@@ -293,7 +306,8 @@ export class Download extends EventEmitter implements PieceSource {
     fh.sync().then(
       () => {
         this.io--
-        this.maybeCloseFile() // close() may have been called meanwhile
+        if (this.serving === 0) this.fileClosing = true // keep it open only for wires still serving from it
+        this.maybeCloseFile()
         const settle = this.settle
         this.settle = null
         settle?.resolve()

@@ -95,6 +95,7 @@ class ServeConn {
       return
     }
     this.source = source
+    source.retain?.()
     this.guard.maxFrame = maxFrameFor(source.pieceSize, source.numPieces)
     this.guarded(() => {
       this.sendHandshake(infoHash)
@@ -235,6 +236,7 @@ class ServeConn {
   private onClosed (err?: Error): void {
     this.closed = true
     this.source?.off('have', this.onSourceHave)
+    this.source?.release?.()
     this.queue.length = 0
     this.cache = null
     this.opts.onClose?.(err)

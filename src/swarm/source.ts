@@ -21,6 +21,9 @@ export interface PieceSource extends EventEmitter { // emits 'have' (index) when
   readPiece (index: number): Promise<Buffer>
   /** concatenated 32-byte piece hashes; null for single-piece (and empty) files */
   pieceLayer (): Promise<Buffer | null>
+  /** optional: serveWire calls retain() when a wire starts serving from the source, release() when it closes */
+  retain? (): void
+  release? (): void
 }
 
 /** byte length of piece `index` of a file of `size` bytes */
