@@ -12,7 +12,6 @@ import type { Duplex } from 'node:stream'
 import type { Connection } from '../transport/types.js'
 import { FrameSplitter, decode, encode, PROTOCOL_VERSION, type ControlMessage, type ShareInfo, type WireEntry } from '../wire/control.js'
 import { authProof, checkProof, newNonce } from './auth.js'
-import { SwarmError } from '../errors.js'
 
 export const STREAM_CONTROL = 1
 export const STREAM_PIECES = 2
@@ -194,5 +193,3 @@ export class PeerSession extends EventEmitter<{ ready: [], shares: [], closed: [
     this.emit('closed', reason)
   }
 }
-
-export function protocolError (msg: string): SwarmError { return new SwarmError('ERR_PROTOCOL', msg) }

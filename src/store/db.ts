@@ -1,8 +1,9 @@
 // The node's SQLite index (better-sqlite3, WAL): one database per node in its state dir.
 // It owns the schema and every SQL statement; the rest of the code calls typed methods.
 //
-//   shares   — one row per share: its local folder, a random index id (changes if the index is
-//              rebuilt, so peers know to resend from scratch) and the local sequence counter.
+//   shares   — one row per share: its local folder and a random index id (changes if the index is
+//              rebuilt, so peers know to resend from scratch). The share's sequence counter is
+//              MAX(entries.seq): every change is numbered in the row it writes.
 //   entries  — what is on disk right now, one row per path: the replicated entry (type, size,
 //              mtime, BEP 52 root, version vector, tombstone) plus the local stat used to notice
 //              changes (lsize, lmtime, lino) and `seq`, the share sequence number of its last change.
@@ -18,7 +19,7 @@ import { randomBytes } from 'node:crypto'
 import { join } from 'node:path'
 
 const SCHEMA = `
-CREATE TABLE IF NOT EXISTS shares (id TEXT PRIMARY KEY, dir TEXT NOT NULL, index_id TEXT NOT NULL, seq INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS shares (id TEXT PRIMARY KEY, dir TEXT NOT NULL, index_id TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS entries (
   share TEXT NOT NULL, path TEXT NOT NULL, type INTEGER NOT NULL, deleted INTEGER NOT NULL,
   size INTEGER NOT NULL, mtime INTEGER NOT NULL, root BLOB NOT NULL, version TEXT NOT NULL, by TEXT NOT NULL,
@@ -65,7 +66,7 @@ function rowToStored (r: EntryRow): StoredEntry {
   }
 }
 
-export interface ShareRow { id: string, dir: string, indexId: string, seq: number }
+export interface ShareRow { id: string, dir: string, indexId: string }
 /** keepLocal: the live local file at the path lost a conflict and is moved aside when this is installed. */
 export interface PendingEntry { entry: Entry, src: string, keepLocal: boolean, asIs: boolean }
 
@@ -90,8 +91,8 @@ export class IndexDb {
   private prepare () {
     const d = this.db
     return {
-      getShare: d.prepare('SELECT id, dir, index_id AS indexId, seq FROM shares WHERE id = ?'),
-      insertShare: d.prepare('INSERT INTO shares (id, dir, index_id, seq) VALUES (?, ?, ?, 0)'),
+      getShare: d.prepare('SELECT id, dir, index_id AS indexId FROM shares WHERE id = ?'),
+      insertShare: d.prepare('INSERT INTO shares (id, dir, index_id) VALUES (?, ?, ?)'),
       setShareDir: d.prepare('UPDATE shares SET dir = ? WHERE id = ?'),
       maxSeq: d.prepare('SELECT MAX(seq) AS seq FROM entries WHERE share = ?'),
       getEntry: d.prepare('SELECT * FROM entries WHERE share = ? AND path = ?'),
@@ -108,7 +109,6 @@ export class IndexDb {
       byRootPrefix: d.prepare('SELECT * FROM entries WHERE root >= ? AND root < ? AND deleted = 0 AND type = 0 AND lsize IS NOT NULL LIMIT 8'),
       getPending: d.prepare('SELECT * FROM pending WHERE share = ? AND path = ?'),
       allPending: d.prepare('SELECT * FROM pending WHERE share = ?'),
-      countPending: d.prepare('SELECT count(*) AS n FROM pending WHERE share = ?'),
       upsertPending: d.prepare(`INSERT OR REPLACE INTO pending (share, path, type, deleted, size, mtime, root, version, by, src, keep_local, as_is)
         VALUES (@share, @path, @type, @deleted, @size, @mtime, @root, @version, @by, @src, @keepLocal, @asIs)`),
       deletePending: d.prepare('DELETE FROM pending WHERE share = ? AND path = ?'),
@@ -210,10 +210,6 @@ export class IndexDb {
 
   allPending (share: string): PendingEntry[] {
     return (this.st.allPending.all(share) as PendingRow[]).map(r => ({ entry: rowToEntry(r), src: r.src, keepLocal: r.keep_local === 1, asIs: r.as_is === 1 }))
-  }
-
-  countPending (share: string): number {
-    return (this.st.countPending.get(share) as { n: number }).n
   }
 
   /** asIs: the entry is the peer's version unchanged (not a merge), so it need not be sent back to it. */

@@ -14,7 +14,7 @@ import { SwarmError, isSwarmError } from '../errors.js'
 import { type Entry, type LocalStat, type StoredEntry, localStatOf, sameLocal } from './entry.js'
 import { bumpVersion } from './version.js'
 import { decide } from './merge.js'
-import { META_DIR, conflictName, joinRel, parentOf, pathProblem } from './paths.js'
+import { META_DIR, conflictName, joinRel, pathProblem } from './paths.js'
 import { ShareDisk, mapWriteError } from './disk.js'
 import type { WireEntry } from '../wire/control.js'
 
@@ -557,9 +557,4 @@ export class Share extends EventEmitter<ShareEvents> {
       this.emit('changed')
     })
   }
-
-  /** Paths that need content, for status. */
-  pendingPaths (): string[] { return this.db.allPending(this.id).map(p => p.entry.path) }
-
-  parentOf (p: string): string { return parentOf(p) }
 }
