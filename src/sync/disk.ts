@@ -57,6 +57,26 @@ export class ShareDisk {
 
   forgetDirs (): void { this.knownDirs.clear(); this.knownDirs.add('') }
 
+  /** Reads a whole (small) file; ERR_FILE_CHANGED if it changed while it was read. */
+  readWhole (rel: string): { data: Buffer, local: LocalStat } {
+    const fd = fs.openSync(this.abs(rel), 'r')
+    try {
+      const before = fs.fstatSync(fd)
+      const data = Buffer.allocUnsafe(before.size)
+      let off = 0
+      while (off < data.length) {
+        const n = fs.readSync(fd, data, off, data.length - off, off)
+        if (n === 0) break
+        off += n
+      }
+      const after = fs.fstatSync(fd)
+      if (off !== before.size || after.size !== before.size || after.mtimeMs !== before.mtimeMs) {
+        throw new SwarmError('ERR_FILE_CHANGED', `${rel} changed while it was read`)
+      }
+      return { data, local: { size: after.size, mtimeMs: after.mtimeMs, ino: after.ino } }
+    } finally { fs.closeSync(fd) }
+  }
+
   /** Writes `data` to a temp file with the given mtime; returns the temp path and its stat. */
   writeTemp (data: Buffer, mtime: number): { tmp: string, local: LocalStat } {
     const tmp = this.tempPath()

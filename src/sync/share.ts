@@ -17,14 +17,8 @@ import { decide } from './merge.js'
 import { META_DIR, conflictName, joinRel, pathProblem } from './paths.js'
 import { ShareDisk, mapWriteError } from './disk.js'
 import type { WireEntry } from '../wire/control.js'
+import { ShareFeed, INLINE_MAX } from './feed.js'
 
-/** Files up to this size travel inline with their entry: no extra round trip, no piece exchange. */
-export const INLINE_MAX = 128 * 1024
-/** Bytes of recently hashed small files kept to send inline without reading them again. */
-const INLINE_CACHE_BYTES = 32 * 1024 * 1024
-/** Entries per batch when feeding a peer, and the inline bytes per batch. */
-export const BATCH_ENTRIES = 2000
-const BATCH_BYTES = 8 * 1024 * 1024
 /** Changes committed per SQLite transaction during a scan. */
 const SCAN_COMMIT_EVERY = 2000
 /** Longest wait between retries of a failed fetch, in seconds. */
@@ -58,8 +52,7 @@ export class Share extends EventEmitter<ShareEvents> {
   readonly indexId: string
   readonly disk: ShareDisk
   private readonly tree = new ManifestTree()
-  private readonly inlineCache = new Map<string, Buffer>()
-  private inlineCacheBytes = 0
+  private readonly feed: ShareFeed
   private watcher: DirWatcher | null = null
   private readonly warnedSpecial = new Set<string>()
   private localQueue: Promise<void> = Promise.resolve()
@@ -83,6 +76,7 @@ export class Share extends EventEmitter<ShareEvents> {
     this.dir = row.dir
     this.indexId = row.indexId
     this.disk = new ShareDisk(row.dir)
+    this.feed = new ShareFeed(host.db, row.id, this.disk)
   }
 
   get db (): IndexDb { return this.host.db }
@@ -238,24 +232,10 @@ export class Share extends EventEmitter<ShareEvents> {
     this.stats.filesHashed++
     const abs = this.disk.abs(rel)
     if (st.size <= INLINE_MAX) {
-      const fd = fs.openSync(abs, 'r')
-      try {
-        const before = fs.fstatSync(fd)
-        const data = Buffer.allocUnsafe(before.size)
-        let off = 0
-        while (off < data.length) {
-          const n = fs.readSync(fd, data, off, data.length - off, off)
-          if (n === 0) break
-          off += n
-        }
-        const after = fs.fstatSync(fd)
-        if (off !== before.size || after.size !== before.size || after.mtimeMs !== before.mtimeMs) {
-          throw new SwarmError('ERR_FILE_CHANGED', `${rel} changed while it was read`)
-        }
-        const root = data.length === 0 ? ZERO_ROOT : fileRoot(data)
-        this.cacheInline(root, data)
-        return { root, size: data.length, mtimeMs: after.mtimeMs, ino: after.ino }
-      } finally { fs.closeSync(fd) }
+      const { data, local } = this.disk.readWhole(rel)
+      const root = data.length === 0 ? ZERO_ROOT : fileRoot(data)
+      this.feed.cacheInline(root, data)
+      return { root, ...local }
     }
     const h = await hashFile(abs)
     this.db.putLayer(h.root, h.layer)
@@ -287,52 +267,9 @@ export class Share extends EventEmitter<ShareEvents> {
 
   // ---- feeding peers ------------------------------------------------------------------------
 
-  private cacheInline (root: Buffer, data: Buffer): void {
-    const key = root.toString('hex')
-    if (this.inlineCache.has(key)) return
-    this.inlineCache.set(key, data)
-    this.inlineCacheBytes += data.length
-    for (const [k, v] of this.inlineCache) {
-      if (this.inlineCacheBytes <= INLINE_CACHE_BYTES) break
-      this.inlineCache.delete(k)
-      this.inlineCacheBytes -= v.length
-    }
-  }
-
-  /** Small-file content for sending inline, verified against the entry's root; undefined if it changed. */
-  private inlineData (e: StoredEntry): Buffer | undefined {
-    if (e.deleted || e.type !== 'file' || e.size > INLINE_MAX) return undefined
-    if (e.size === 0) return Buffer.alloc(0)
-    const cached = this.inlineCache.get(e.root.toString('hex'))
-    if (cached !== undefined) return cached
-    // The index's stat check (size, mtime, inode unchanged since hashing) stands in for re-hashing every
-    // file we send; the receiver verifies the root before writing anyway.
-    let fd: number
-    try { fd = fs.openSync(this.disk.abs(e.path), 'r') } catch { return undefined }
-    try {
-      const data = Buffer.allocUnsafe(e.size)
-      const n = fs.readSync(fd, data, 0, e.size, 0)
-      const st = fs.fstatSync(fd)
-      if (n !== e.size || !sameLocal(e.local, st)) return undefined
-      return data
-    } catch { return undefined } finally { fs.closeSync(fd) }
-  }
-
-  /** The next batch of entries after `fromSeq` for peer `to`, small files inline. Versions that came from `to` are not echoed back. */
+  /** The next batch of entries after `fromSeq` for peer `to` (see feed.ts). */
   entriesAfter (fromSeq: number, to: string): { entries: WireEntry[], upTo: number } {
-    const rows = this.db.entriesAfter(this.id, fromSeq, BATCH_ENTRIES, to)
-    const entries: WireEntry[] = []
-    let bytes = 0
-    // Rows left out came from `to` itself; when the query is not cut short, the cursor moves past them all.
-    let upTo = rows.length < BATCH_ENTRIES ? this.db.currentSeq(this.id) : fromSeq
-    for (const e of rows) {
-      const data = bytes < BATCH_BYTES ? this.inlineData(e) : undefined
-      if (data !== undefined) bytes += data.length
-      entries.push(data === undefined ? { entry: e } : { entry: e, data })
-      if (bytes >= BATCH_BYTES || rows.length >= BATCH_ENTRIES) upTo = e.seq
-      if (bytes >= BATCH_BYTES) break
-    }
-    return { entries, upTo }
+    return this.feed.entriesAfter(fromSeq, to)
   }
 
   // ---- remote changes -----------------------------------------------------------------------
