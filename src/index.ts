@@ -10,7 +10,7 @@ import { newSecret } from './node/auth.js'
 export { SwarmNode, type NodeOptions, type NodeEvents, type ShareSpec } from './node/node.js'
 export { SwarmError, isSwarmError, type SwarmErrorCode } from './errors.js'
 export type { Share } from './sync/share.js'
-export type { Entry } from './sync/entry.js'
+export type { Entry } from './model/entry.js'
 
 /** Creates and starts a node; rejects with a SwarmError (bad folder, port in use, ...) and leaves nothing running. */
 export async function startNode (opts: NodeOptions): Promise<SwarmNode> {

@@ -6,8 +6,8 @@ import { existsSync, readdirSync, mkdirSync, symlinkSync } from 'node:fs'
 import { join } from 'node:path'
 import { createHash } from 'node:crypto'
 import { Cluster } from './helpers.js'
-import { pathProblem } from '../src/sync/paths.js'
-import type { Entry } from '../src/sync/entry.js'
+import { pathProblem } from '../src/model/paths.js'
+import type { Entry } from '../src/model/entry.js'
 
 function entry (path: string, data: Buffer): Entry {
   return { path, type: 'file', deleted: false, size: data.length, mtime: Date.now(), root: createHash('sha256').update(data).digest(), version: { evil0000: 1 }, by: 'evil0000' }

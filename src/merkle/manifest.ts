@@ -7,8 +7,8 @@
 // Two nodes holding the same entries hold the same root; comparing bucket hashes finds where
 // two manifests differ.
 import { createHash } from 'node:crypto'
-import type { Entry } from '../sync/entry.js'
-import { encodeVersion } from '../sync/version.js'
+import type { Entry } from '../model/entry.js'
+import { encodeVersion } from '../model/version.js'
 
 export const BUCKETS = 1024
 const EMPTY = Buffer.alloc(32)

@@ -12,8 +12,8 @@
 //   layers   — BEP 52 piece layers of files larger than one piece, by root.
 //   partials — bitfields of verified pieces of interrupted downloads, by root.
 import Database from 'better-sqlite3'
-import type { Entry, LocalStat, StoredEntry } from '../sync/entry.js'
-import { decodeVersion, encodeVersion } from '../sync/version.js'
+import type { Entry, LocalStat, StoredEntry } from '../model/entry.js'
+import { decodeVersion, encodeVersion } from '../model/version.js'
 import { SwarmError } from '../errors.js'
 import { randomBytes } from 'node:crypto'
 import { join } from 'node:path'

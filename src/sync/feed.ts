@@ -4,8 +4,8 @@
 import * as fs from 'node:fs'
 import type { IndexDb } from '../store/db.js'
 import type { WireEntry } from '../wire/control.js'
-import { type StoredEntry, sameLocal } from './entry.js'
-import type { ShareDisk } from './disk.js'
+import { type StoredEntry, sameLocal } from '../model/entry.js'
+import type { ShareDisk } from '../store/share-disk.js'
 
 /** Files up to this size travel inline with their entry: no extra round trip, no piece exchange. */
 export const INLINE_MAX = 128 * 1024

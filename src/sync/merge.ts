@@ -1,9 +1,9 @@
 // Pure merge decisions: given what this node holds for a path and what a peer sent, what now?
 // Deterministic, so every node that sees the same two versions makes the same choice.
-import type { Entry } from './entry.js'
-import { sameContent } from './entry.js'
-import { compareVersions, mergeVersions } from './version.js'
-import { conflictName } from './paths.js'
+import type { Entry } from '../model/entry.js'
+import { sameContent } from '../model/entry.js'
+import { compareVersions, mergeVersions } from '../model/version.js'
+import { conflictName } from '../model/paths.js'
 
 export type Decision =
   | { kind: 'ignore' }                                   // we already have this or something newer

@@ -9,7 +9,7 @@
 // overflow signal.
 import { watch, type FSWatcher } from 'node:fs'
 import { join } from 'node:path'
-import { joinRel } from '../sync/paths.js'
+import { joinRel } from '../model/paths.js'
 
 export const DEBOUNCE_MS = 1
 export const MAX_DELAY_MS = 50

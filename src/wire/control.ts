@@ -16,7 +16,7 @@
 // where data, for small files, is the whole content inline (the small-file fast path).
 import { Reader, Writer } from './codec.js'
 import { SwarmError } from '../errors.js'
-import type { Entry } from '../sync/entry.js'
+import type { Entry } from '../model/entry.js'
 
 export const PROTOCOL_VERSION = 1
 export const MAX_CONTROL_FRAME = 64 * 1024 * 1024

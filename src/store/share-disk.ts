@@ -1,4 +1,4 @@
-// Writing into a share without ever exposing a partial file: content goes to a temp file in
+// The one module that touches a share's files. Writing into a share without ever exposing a partial file: content goes to a temp file in
 // <share>/.swarm/tmp (same filesystem), gets its mtime, and is renamed into place. Parent
 // folders are created one component at a time and must be real folders, never symlinks, so a
 // hostile path cannot lead a write outside the share.
@@ -6,8 +6,8 @@ import * as fs from 'node:fs'
 import { join } from 'node:path'
 import { randomBytes } from 'node:crypto'
 import { SwarmError } from '../errors.js'
-import { META_DIR } from './paths.js'
-import type { LocalStat } from './entry.js'
+import { META_DIR } from '../model/paths.js'
+import type { LocalStat } from '../model/entry.js'
 
 export const TMP_DIR = join(META_DIR, 'tmp')
 
