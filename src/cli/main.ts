@@ -3,12 +3,12 @@
 // on SIGINT/SIGTERM.
 import { readFileSync } from 'node:fs'
 import { parseArgs } from 'node:util'
-import { startNode, generateSecret, nodeId, type SwarmNode } from '../index.js'
+import { SwarmNode, generateSecret, nodeId } from '../index.js'
 import { SwarmError } from '../errors.js'
 import { defaultStateDir } from './state-dir.js'
 
 const USAGE = `usage:
-  swarm share <dir>[=<id>]... --listen <host:port> [--peer <host:port>]... --secret <token>|--secret-file <path> [--state <dir>] [--json]
+  swarm share <dir>[=<id>]... --listen <host:port> [--peer <host:port>]... --secret <token>|--secret-file <path> [--state <dir>] [--json] [--accept-empty]
   swarm secret
   swarm id [--state <dir>]
   swarm demo            (three local nodes replicating a file; see README)
@@ -53,13 +53,15 @@ async function share (args: string[]): Promise<number> {
       secret: { type: 'string' },
       'secret-file': { type: 'string' },
       state: { type: 'string' },
-      json: { type: 'boolean', default: false }
+      json: { type: 'boolean', default: false },
+      'accept-empty': { type: 'boolean', default: false }
     }
   })
   if (positionals.length === 0) throw new SwarmError('ERR_BAD_ARGUMENT', 'swarm share needs at least one folder')
   const shares = positionals.map(p => {
     const eq = p.lastIndexOf('=')
-    return eq > 0 ? { dir: p.slice(0, eq), id: p.slice(eq + 1) } : { dir: p }
+    const acceptEmpty = values['accept-empty'] === true
+    return eq > 0 ? { dir: p.slice(0, eq), id: p.slice(eq + 1), acceptEmpty } : { dir: p, acceptEmpty }
   })
   const json = values.json === true
   // Lines are gathered and written once per event-loop turn: stdout to a pipe is synchronous on
@@ -69,24 +71,33 @@ async function share (args: string[]): Promise<number> {
     if (pendingOut === '') setImmediate(() => { process.stdout.write(pendingOut); pendingOut = '' })
     pendingOut += json ? JSON.stringify({ event, ...fields }) + '\n' : `${new Date().toISOString().slice(11, 23)} ${human}\n`
   }
-  const node: SwarmNode = await startNode({
+  // Subscribed before start: what the node says while it starts (an unreadable file, a paused share) reaches the terminal.
+  const node = new SwarmNode({
     stateDir: values.state ?? defaultStateDir(),
     secret: readSecret(values),
     listen: values.listen,
     peers: values.peer,
     shares
-  }).catch((err: unknown) => { throw err })
-  out('listening', { address: node.address, peerId: node.peerId }, `listening on ${node.address} as ${node.peerId}`)
+  })
+  node.on('listening', e => out('listening', e, `listening on ${e.address} as ${e.peerId}`))
   node.on('peer-connected', e => out('peer-connected', e, `peer connected: ${e.peerId} (${e.address})`))
   node.on('peer-disconnected', e => out('peer-disconnected', e, `peer disconnected: ${e.peerId} (${e.reason})`))
   node.on('file-updated', e => out('file-updated', e, `updated ${e.share}/${e.path}${e.from === node.peerId ? '' : ` from ${e.from.slice(-8)}`}`))
   node.on('file-deleted', e => out('file-deleted', e, `deleted ${e.share}/${e.path}`))
   node.on('conflict', e => out('conflict', e, `conflict on ${e.share}/${e.path}: other version kept as ${e.copy}`))
   node.on('in-sync', e => out('in-sync', e, `share ${e.share} in sync, root ${e.root.slice(0, 16)}…`))
+  node.on('share-paused', e => out('share-paused', e, `share ${e.share} PAUSED: ${e.reason}`))
+  node.on('share-resumed', e => out('share-resumed', e, `share ${e.share} resumed`))
   node.on('log', e => {
     if (json) out('log', e, '')
     else process.stderr.write(`${new Date().toISOString().slice(11, 23)} ${e.level}: ${e.message}\n`)
   })
+  try {
+    await node.start()
+  } catch (err) {
+    await node.stop().catch(() => {})
+    throw err
+  }
   await new Promise<void>(resolve => {
     const stop = () => { resolve() }
     process.once('SIGINT', stop)

@@ -2,7 +2,7 @@
 // a reused buffer, flat memory) with detection of files that change while being
 // read; plus hashBuffer for small in-memory files.
 
-import { open } from 'node:fs/promises'
+import { open, type FileHandle } from 'node:fs/promises'
 import { SwarmError } from '../errors.js'
 import { Bep52Hasher, PIECE_SIZE } from './bep52.js'
 
@@ -24,14 +24,16 @@ export function hashBuffer (data: Buffer, pieceSize: number = PIECE_SIZE): { roo
 }
 
 /**
- * Hash a file on disk. Opens it once, fstat's it, reads it to EOF in 1 MiB
+ * Hash a file on disk (a path, or a handle that is then owned and closed here). Opens it once, fstat's it, reads it to EOF in 1 MiB
  * positional reads, fstat's it again. Throws SwarmError('ERR_FILE_CHANGED') if the
  * bytes read differ from the size, or size or mtime changed while reading.
  * Other I/O errors (ENOENT, EISDIR, ...) propagate unchanged.
  */
-export async function hashFile (path: string, pieceSize: number = PIECE_SIZE, hooks?: HashFileHooks): Promise<FileHash> {
+export async function hashFile (file: string | FileHandle, pieceSize: number = PIECE_SIZE, hooks?: HashFileHooks): Promise<FileHash> {
   const hasher = new Bep52Hasher(pieceSize) // validates pieceSize before any I/O
-  const fh = await open(path, 'r')
+  // A path is opened here; a handle the caller opened (e.g. without following symlinks) is closed here too.
+  const fh = typeof file === 'string' ? await open(file, 'r') : file
+  const path = typeof file === 'string' ? file : `file #${file.fd}`
   try {
     const before = await fh.stat()
     const size = before.size

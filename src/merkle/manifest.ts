@@ -5,7 +5,9 @@
 // order, and the root hashes the bucket hashes in order. A change re-hashes one bucket and the
 // root (BUCKETS × 32 bytes), so a 100 k-file share costs microseconds per change, not a rescan.
 // Two nodes holding the same entries hold the same root; comparing bucket hashes finds where
-// two manifests differ.
+// two manifests differ. Tombstones are not in the root: two nodes that hold the same live files
+// are in sync however long each keeps the record of a deletion, so tombstones can be
+// garbage-collected on each node at its own pace without making roots differ.
 import { createHash } from 'node:crypto'
 import type { Entry } from '../model/entry.js'
 import { encodeVersion } from '../model/version.js'
@@ -35,6 +37,7 @@ export class ManifestTree {
   private cachedRoot: Buffer | null = null
 
   set (e: Entry): void {
+    if (e.deleted) { this.delete(e.path); return }
     const b = bucketOf(e.path)
     this.buckets[b]!.set(e.path, entryHash(e))
     this.dirty.add(b)
@@ -46,6 +49,7 @@ export class ManifestTree {
     if (this.buckets[b]!.delete(path)) { this.dirty.add(b); this.cachedRoot = null }
   }
 
+  /** Live entries (files and folders) in the manifest. */
   get size (): number { let n = 0; for (const b of this.buckets) n += b.size; return n }
 
   root (): Buffer {

@@ -23,8 +23,9 @@ export interface StoredEntry extends Entry {
   local: LocalStat | null
 }
 
+/** Same kind and bytes. A BEP 52 root alone does not fix the size (a 64-byte file of two hashes has the root of a bigger file), so content is (root, size). */
 export function sameContent (a: Entry, b: Entry): boolean {
-  return a.type === b.type && a.deleted === b.deleted && (a.deleted || a.root.equals(b.root))
+  return a.type === b.type && a.deleted === b.deleted && (a.deleted || (a.size === b.size && a.root.equals(b.root)))
 }
 
 export function localStatOf (st: { size: number, mtimeMs: number, ino: number }): LocalStat {

@@ -36,6 +36,14 @@ export function joinRel (dir: string, name: string): string {
   return dir === '' ? name : dir + '/' + name
 }
 
+/** The n-th variant of a name (n ≥ 2), for a conflict copy whose own name is taken: a.sync-conflict-…-x-2.txt */
+export function numberedName (p: string, n: number): string {
+  const dir = parentOf(p)
+  const base = p.slice(dir.length === 0 ? 0 : dir.length + 1)
+  const dot = base.lastIndexOf('.')
+  return dot > 0 ? joinRel(dir, `${base.slice(0, dot)}-${n}${base.slice(dot)}`) : joinRel(dir, `${base}-${n}`)
+}
+
 /** Deterministic conflict copy name, Syncthing style: name.sync-conflict-YYYYMMDD-HHMMSS-<by>.ext */
 export function conflictName (p: string, mtime: number, by: string): string {
   const dir = parentOf(p)

@@ -10,6 +10,7 @@ import * as fs from 'node:fs'
 import { join, resolve, basename } from 'node:path'
 import type { Duplex } from 'node:stream'
 import { IndexDb } from '../store/db.js'
+import { StateLock } from '../store/state-lock.js'
 import { Share } from '../sync/share.js'
 import type { Entry } from '../model/entry.js'
 import { sameLocal } from '../model/entry.js'
@@ -20,7 +21,9 @@ import { loadOrCreateIdentity, type Identity } from '../transport/identity.js'
 import { Download } from '../swarm/download.js'
 import { serveWire } from '../swarm/serve.js'
 import { FileSource, type PieceSource } from '../swarm/source.js'
-import { SwarmError } from '../errors.js'
+import { SwarmError, isSwarmError } from '../errors.js'
+import { shareIdProblem } from '../model/rules.js'
+import { hashFile } from '../merkle/hash-file.js'
 import type { ShareInfo, WireEntry } from '../wire/control.js'
 import { parseHostPort } from './address.js'
 
@@ -33,8 +36,19 @@ const PARTIAL_SAVE_MS = 200
 const MAX_OPEN_SOURCES = 64
 /** A piece stream that arrives before the peer's SHARES message waits this long for it. */
 const SHARES_WAIT_MS = 5000
+/**
+ * Files fetched through the piece exchange at once, across all shares. Each download holds a
+ * part file, a bitfield and picker state sized by the file, so a peer announcing thousands of
+ * big files must not make us open thousands; the rest wait their turn.
+ */
+export const MAX_CONCURRENT_FETCHES = 8
 
-export interface ShareSpec { dir: string, id?: string }
+export interface ShareSpec {
+  dir: string
+  id?: string
+  /** Start even if the folder is empty while the index lists files there (emptied on purpose). */
+  acceptEmpty?: boolean
+}
 
 export interface NodeOptions {
   stateDir: string
@@ -56,6 +70,9 @@ export interface NodeEvents {
   'file-deleted': [{ share: string, path: string, from: string }]
   conflict: [{ share: string, path: string, copy: string }]
   'in-sync': [{ share: string, root: string }]
+  /** A share stopped reading, writing and sending: its folder is not the one its index describes (see README). */
+  'share-paused': [{ share: string, reason: string }]
+  'share-resumed': [{ share: string }]
   /** A piece-exchange download finished: how many pieces and bytes came over the network (resumed pieces do not count). */
   fetched: [{ share: string, path: string, root: string, pieces: number, bytes: number, perPeer: Record<string, number> }]
   log: [{ level: NodeLogLevel, message: string }]
@@ -78,6 +95,9 @@ export class SwarmNode extends EventEmitter<NodeEvents> implements SessionHost {
   private readonly dialers: Array<{ stop: () => void }> = []
   private stopped = false
   private wirePeerId!: Buffer
+  private lock: StateLock | null = null
+  private activeFetches = 0
+  private readonly fetchQueue: Array<() => void> = []
 
   constructor (private readonly opts: NodeOptions) {
     super()
@@ -97,7 +117,7 @@ export class SwarmNode extends EventEmitter<NodeEvents> implements SessionHost {
 
   async start (): Promise<void> {
     // Validate every folder before anything else: a typo must not start a half-configured node.
-    const specs = (this.opts.shares ?? []).map(s => ({ dir: checkFolder(s.dir), id: s.id ?? basename(resolve(s.dir)) }))
+    const specs = (this.opts.shares ?? []).map(s => ({ ...s, dir: checkFolder(s.dir), id: checkShareId(s.id ?? basename(resolve(s.dir))) }))
     const ids = new Set<string>()
     for (const s of specs) {
       if (ids.has(s.id)) throw new SwarmError('ERR_BAD_ARGUMENT', `two folders share the id '${s.id}'; give one of them another id with <dir>=<id>`)
@@ -106,20 +126,25 @@ export class SwarmNode extends EventEmitter<NodeEvents> implements SessionHost {
     try { fs.mkdirSync(this.stateDir, { recursive: true, mode: 0o700 }); fs.accessSync(this.stateDir, fs.constants.W_OK) } catch (err) {
       throw new SwarmError('ERR_STATE_DIR', `state dir ${this.stateDir} is not writable: ${(err as Error).message}`)
     }
-    this.identity = this.opts.identity ?? await loadOrCreateIdentity(this.stateDir)
+    // The lock comes first: a second process on this state dir stops here, before touching anything.
+    this.lock = new StateLock(this.stateDir)
+    try {
+      this.identity = this.opts.identity ?? await loadOrCreateIdentity(this.stateDir)
+      this.db = new IndexDb(this.stateDir)
+    } catch (err) { this.lock.release(); throw err }
     this.wirePeerId = createHash('sha256').update(this.identity.peerId).digest().subarray(0, 20)
-    this.db = new IndexDb(this.stateDir)
     this.transport = this.opts.transport ?? createQuicTransport(this.identity)
     const { host, port } = parseHostPort(this.opts.listen ?? '0.0.0.0:0')
     try {
       this.listener = await this.transport.listen(host, port, conn => this.onConnection(conn))
     } catch (err) {
       this.db.close()
+      this.lock.release()
       await this.transport.close()
       throw err
     }
     this.emit('listening', { address: this.address, peerId: this.peerId })
-    for (const s of specs) await this.addShare(s.dir, s.id)
+    for (const s of specs) await this.addShare(s.dir, s.id, { acceptEmpty: s.acceptEmpty })
     for (const p of this.opts.peers ?? []) this.dialForever(p)
   }
 
@@ -134,16 +159,25 @@ export class SwarmNode extends EventEmitter<NodeEvents> implements SessionHost {
     for (const s of this.sessions.values()) s.close('node stopping')
     await this.transport?.close()
     this.db?.close()
+    this.lock?.release()
   }
 
   // ---- shares -------------------------------------------------------------------------------
 
-  async addShare (dir: string, id?: string): Promise<Share> {
+  async addShare (dir: string, id?: string, opts: { acceptEmpty?: boolean } = {}): Promise<Share> {
     const abs = checkFolder(dir)
-    const shareId = id ?? basename(abs)
+    const shareId = checkShareId(id ?? basename(abs))
     if (this.shares.has(shareId)) throw new SwarmError('ERR_BAD_ARGUMENT', `share '${shareId}' already exists`)
-    const share = new Share({ db: this.db, shortId: this.shortId, peerId: this.peerId, fetch: (s, e, from) => this.fetch(s, e, from), log: (l, m) => this.log(l, m) }, this.db.openShare(shareId, abs))
+    const share = new Share({ db: this.db, shortId: this.shortId, peerId: this.peerId, fetch: (s, e, from) => this.fetch(s, e, from), log: (l, m) => this.log(l, m) }, this.db.openShare(shareId, abs), opts)
     share.on('changed', () => this.onShareChanged(share))
+    share.on('paused', reason => {
+      this.emit('share-paused', { share: share.id, reason })
+      for (const s of this.sessions.values()) s.sendShares()
+    })
+    share.on('resumed', () => {
+      this.emit('share-resumed', { share: share.id })
+      for (const s of this.sessions.values()) { s.sendShares(); if (s.ready && s.sharesKnown) this.onShares(s) }
+    })
     share.on('file-updated', e => this.emit('file-updated', e))
     share.on('file-deleted', e => this.emit('file-deleted', e))
     share.on('conflict', e => this.emit('conflict', e))
@@ -162,8 +196,9 @@ export class SwarmNode extends EventEmitter<NodeEvents> implements SessionHost {
     for (const s of this.sessions.values()) s.sendShares()
   }
 
+  /** The shares offered to peers: a paused share is not offered (nothing is read from or written to it). */
   localShares (): ShareInfo[] {
-    return [...this.shares.values()].map(s => ({ id: s.id, indexId: s.indexId, root: s.root() }))
+    return [...this.shares.values()].filter(s => !s.paused).map(s => ({ id: s.id, indexId: s.indexId, root: s.root() }))
   }
 
   private onShareChanged (share: Share): void {
@@ -172,7 +207,7 @@ export class SwarmNode extends EventEmitter<NodeEvents> implements SessionHost {
     this.rootTimers.add(share.id)
     setImmediate(() => {
       this.rootTimers.delete(share.id)
-      if (!this.shares.has(share.id)) return
+      if (!this.shares.has(share.id) || share.paused) return
       const root = share.root()
       const settled = share.pendingCount() === 0
       for (const s of this.sessions.values()) if (s.remoteShares.has(share.id)) s.sendRoot(share.id, root, settled)
@@ -182,7 +217,7 @@ export class SwarmNode extends EventEmitter<NodeEvents> implements SessionHost {
 
   private checkInSync (share: Share): void {
     const peers = [...this.sessions.values()].filter(s => s.ready && s.remoteShares.has(share.id))
-    if (peers.length === 0 || share.pendingCount() > 0) return
+    if (peers.length === 0 || share.pendingCount() > 0 || share.paused) return
     const root = share.root()
     for (const p of peers) {
       const r = p.roots.get(share.id)
@@ -198,14 +233,15 @@ export class SwarmNode extends EventEmitter<NodeEvents> implements SessionHost {
 
   entriesAfter (shareId: string, indexId: string, fromSeq: number, to: string): { entries: WireEntry[], upTo: number } | null {
     const share = this.shares.get(shareId)
-    if (share === undefined) return null
+    if (share === undefined || share.paused) return null
     return share.entriesAfter(indexId === share.indexId ? fromSeq : 0, to)
   }
 
   async onEntries (session: PeerSession, shareId: string, upTo: number, entries: WireEntry[]): Promise<void> {
     const share = this.shares.get(shareId)
     const info = session.remoteShares.get(shareId)
-    if (share === undefined || info === undefined) return
+    // A paused share takes nothing, and the cursor stays: it asks again from there when it resumes.
+    if (share === undefined || info === undefined || share.paused) return
     await share.applyRemoteBatch(session.peerId, entries)
     // Entries are applied or recorded as pending in the index: the cursor can move past them.
     this.db.setCursor(session.peerId, shareId, info.indexId, upTo)
@@ -218,7 +254,7 @@ export class SwarmNode extends EventEmitter<NodeEvents> implements SessionHost {
     }
     for (const [id, info] of session.remoteShares) {
       const share = this.shares.get(id)
-      if (share === undefined) continue
+      if (share === undefined || share.paused) continue
       const cur = this.db.getCursor(session.peerId, id)
       session.subscribe(id, info.indexId, cur !== undefined && cur.indexId === info.indexId ? cur.seq : 0)
       this.onShareChanged(share)
@@ -296,6 +332,11 @@ export class SwarmNode extends EventEmitter<NodeEvents> implements SessionHost {
         try {
           const conn = await this.transport.dial(host, port)
           if (stop || this.stopped) { conn.close('node stopping'); return }
+          if (conn.remotePeerId === this.peerId) {
+            conn.close('dialed itself')
+            this.log('warn', `--peer ${address} is this node's own address; not dialing it`)
+            return
+          }
           knownPeer = conn.remotePeerId
           conn.onStream(stream => this.onStream(conn, stream))
           const control = await conn.openStream()
@@ -323,35 +364,79 @@ export class SwarmNode extends EventEmitter<NodeEvents> implements SessionHost {
 
   /** Fetches the content of `entry` into the share's tmp dir from every connected holder; resolves with its path. */
   fetch (share: Share, entry: Entry, _from: string): Promise<string> {
-    const key = share.id + ':' + entry.root.toString('hex')
+    const key = share.id + ':' + entry.size + ':' + entry.root.toString('hex')
     const running = this.downloads.get(key)
     if (running !== undefined) return running.done
-    const partPath = join(share.disk.tmpDir, entry.root.toString('hex') + '.part')
-    const dl = new Download({
-      root: entry.root, size: entry.size, partPath, peerId: this.wirePeerId,
-      have: this.db.getPartial(entry.root) ?? undefined, layer: this.db.getLayer(entry.root)
-    })
+    const partPath = join(share.disk.tmpDir, `${entry.root.toString('hex')}-${entry.size}.part`)
+    const dl = this.newDownload(entry, partPath)
+    const resumed = dl.complete() || dl.haveBitfield().some(b => b !== 0)
     let saveTimer: NodeJS.Timeout | null = null
-    const saveBitfield = () => { saveTimer = null; if (!this.stopped) this.db.putPartial(entry.root, dl.haveBitfield()) }
-    dl.on('verified', () => { if (saveTimer === null) saveTimer = setTimeout(saveBitfield, PARTIAL_SAVE_MS) })
+    let ended = false
+    const saveBitfield = () => { saveTimer = null; if (!this.stopped && !ended) this.db.putPartial(entry.root, dl.haveBitfield()) }
+    dl.on('verified', () => { if (saveTimer === null && !ended) saveTimer = setTimeout(saveBitfield, PARTIAL_SAVE_MS) })
     dl.on('peer-error', (label: string, err: Error) => this.log('warn', `fetching ${entry.path} from ${label}: ${err.message}`))
     const holders = new Set<PeerSession>()
     const done = (async () => {
+      let forget = false   // drop the record of verified pieces (done, or found wrong)
+      await this.fetchSlot()
       try {
         for (const s of this.sessions.values()) if (s.ready && s.remoteShares.has(share.id)) { holders.add(s); void this.addHolder(dl, s) }
         await dl.start()
         this.emit('fetched', { share: share.id, path: entry.path, root: entry.root.toString('hex'), pieces: dl.stats.piecesFetched, bytes: dl.stats.bytesFetched, perPeer: Object.fromEntries(dl.stats.perPeer) })
         const layer = await dl.pieceLayer()
+        // Pieces kept from an earlier run were verified then, but the disk may not have kept them
+        // (a power cut after the bitfield was saved): a resumed file is checked whole before use.
+        if (resumed) await checkWholeFile(partPath, entry)
         if (layer !== null) this.db.putLayer(entry.root, layer)
-        this.db.deletePartial(entry.root)
+        forget = true
         return partPath
+      } catch (err) {
+        if (isSwarmError(err, 'ERR_VERIFY_FAILED')) { fs.rmSync(partPath, { force: true }); forget = true }   // start over
+        throw err
       } finally {
-        if (saveTimer !== null) { clearTimeout(saveTimer); saveBitfield() }
+        ended = true
+        if (saveTimer !== null) clearTimeout(saveTimer)
+        // On success the record goes with the part file (about to be renamed away): saved after
+        // that, it would make the next download of this root trust a file that is not there.
+        if (forget) this.db.deletePartial(entry.root)
+        else if (!this.stopped) this.db.putPartial(entry.root, dl.haveBitfield())
         this.downloads.delete(key)
+        this.releaseFetchSlot()
       }
     })()
     this.downloads.set(key, { dl, done, share, holders })
     return done
+  }
+
+  /** A Download for `entry`, resuming from a part file only if it is there, whole-sized, with a matching record. */
+  private newDownload (entry: Entry, partPath: string): Download {
+    const opts = { root: entry.root, size: entry.size, partPath, peerId: this.wirePeerId }
+    const have = this.db.getPartial(entry.root)
+    const layer = this.db.getLayer(entry.root)
+    const part = fs.statSync(partPath, { throwIfNoEntry: false })
+    const resumable = have !== null && part !== undefined && part.isFile() && part.size === entry.size
+    if (have !== null && !resumable) this.db.deletePartial(entry.root)
+    if (!resumable) fs.rmSync(partPath, { force: true })
+    try {
+      return new Download({ ...opts, have: resumable ? have : undefined, layer })
+    } catch (err) {
+      // A record that does not fit this (root, size): drop it and start clean.
+      if (layer === null && !resumable) throw err
+      this.log('warn', `ignoring saved download state for ${entry.path}: ${(err as Error).message}`)
+      this.db.deletePartial(entry.root)
+      fs.rmSync(partPath, { force: true })
+      return new Download({ ...opts, layer: null })
+    }
+  }
+
+  private async fetchSlot (): Promise<void> {
+    if (this.activeFetches < MAX_CONCURRENT_FETCHES) { this.activeFetches++; return }
+    await new Promise<void>(resolve => this.fetchQueue.push(resolve))
+  }
+
+  private releaseFetchSlot (): void {
+    const next = this.fetchQueue.shift()
+    if (next !== undefined) next(); else this.activeFetches--
   }
 
   private async addHolder (dl: Download, session: PeerSession): Promise<void> {
@@ -380,11 +465,11 @@ export class SwarmNode extends EventEmitter<NodeEvents> implements SessionHost {
     }
     for (const row of this.db.localByInfoHash(infoHash)) {
       const share = this.shares.get(row.share)
-      if (share === undefined || row.local === null || !session.remoteShares.has(row.share)) continue
+      if (share === undefined || share.paused || row.local === null || !session.remoteShares.has(row.share)) continue
       const abs = share.disk.abs(row.path)
-      let st: fs.Stats
-      try { st = fs.lstatSync(abs) } catch { continue }
-      if (!sameLocal(row.local, st)) continue
+      let st: fs.Stats | null
+      try { st = share.disk.lstat(row.path) } catch { continue }
+      if (st === null || !st.isFile() || !sameLocal(row.local, st)) continue
       const key = row.root.toString('hex')
       const cached = this.sources.get(key)
       if (cached !== undefined && cached.path === abs && cached.mtimeMs === row.local.mtimeMs) return cached
@@ -399,6 +484,20 @@ export class SwarmNode extends EventEmitter<NodeEvents> implements SessionHost {
       return source
     }
     return undefined
+  }
+}
+
+function checkShareId (id: string): string {
+  const problem = shareIdProblem(id)
+  if (problem !== null) throw new SwarmError('ERR_BAD_ARGUMENT', `share id ${JSON.stringify(id)}: ${problem}; give another with <dir>=<id>`)
+  return id
+}
+
+/** The finished part file hashes to the entry's root and has its size, or ERR_VERIFY_FAILED. */
+async function checkWholeFile (partPath: string, entry: Entry): Promise<void> {
+  const h = await hashFile(partPath)
+  if (h.size !== entry.size || !h.root.equals(entry.root)) {
+    throw new SwarmError('ERR_VERIFY_FAILED', `resumed download of ${entry.path} does not match its root; fetching it again`)
   }
 }
 

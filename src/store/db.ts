@@ -105,7 +105,7 @@ export class IndexDb {
         mtime = excluded.mtime, root = excluded.root, version = excluded.version, by = excluded.by, seq = excluded.seq,
         lsize = excluded.lsize, lmtime = excluded.lmtime, lino = excluded.lino, src = excluded.src`),
       setLocal: d.prepare('UPDATE entries SET lsize = ?, lmtime = ?, lino = ? WHERE share = ? AND path = ?'),
-      byRoot: d.prepare('SELECT * FROM entries WHERE root = ? AND deleted = 0 AND type = 0 AND lsize IS NOT NULL LIMIT 8'),
+      byRoot: d.prepare('SELECT * FROM entries WHERE root = ? AND size = ? AND deleted = 0 AND type = 0 AND lsize IS NOT NULL LIMIT 8'),
       byRootPrefix: d.prepare('SELECT * FROM entries WHERE root >= ? AND root < ? AND deleted = 0 AND type = 0 AND lsize IS NOT NULL LIMIT 8'),
       getPending: d.prepare('SELECT * FROM pending WHERE share = ? AND path = ?'),
       allPending: d.prepare('SELECT * FROM pending WHERE share = ?'),
@@ -192,9 +192,9 @@ export class IndexDb {
     this.st.setLocal.run(local.size, local.mtimeMs, local.ino, share, path)
   }
 
-  /** Entries (any share) whose content on disk has this root: used to copy instead of fetch, and to serve. */
-  localByRoot (root: Buffer): Array<StoredEntry & { share: string }> {
-    return (this.st.byRoot.all(root) as EntryRow[]).map(r => ({ ...rowToStored(r), share: r.share }))
+  /** Entries (any share) whose content on disk has this root and size: used to copy instead of fetch. */
+  localByRoot (root: Buffer, size: number): Array<StoredEntry & { share: string }> {
+    return (this.st.byRoot.all(root, size) as EntryRow[]).map(r => ({ ...rowToStored(r), share: r.share }))
   }
 
   localByInfoHash (infoHash: Buffer): Array<StoredEntry & { share: string }> {

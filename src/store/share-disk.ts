@@ -1,8 +1,18 @@
-// The one module that touches a share's files. Writing into a share without ever exposing a partial file: content goes to a temp file in
-// <share>/.swarm/tmp (same filesystem), gets its mtime, and is renamed into place. Parent
-// folders are created one component at a time and must be real folders, never symlinks, so a
-// hostile path cannot lead a write outside the share.
+// The one module that performs filesystem operations on a share's files; nothing else opens,
+// reads, writes, renames or deletes below a share root.
+//
+// - Never follows a symlink: every parent folder of a share path must be a real folder (checked
+//   with lstat, cached per scan/watch batch, forgotten on every change the share makes or sees),
+//   and files are opened with O_NOFOLLOW, so a symlinked folder inside the share never leads a
+//   read, a write or a delete outside it.
+// - Never exposes a partial file: content goes to a temp file in <share>/.swarm/tmp (same
+//   filesystem), is fsync'd, gets its mtime, and only then is renamed into place — after a power
+//   cut a path holds the old file or the whole new one, never a hole that a rescan would take
+//   for a newer local edit.
+// - Owns the folder marker (.swarm/marker), written when a share is first created: a folder
+//   without it is not the folder the index describes (an unmounted mount point, a replaced dir).
 import * as fs from 'node:fs'
+import * as fsp from 'node:fs/promises'
 import { join } from 'node:path'
 import { randomBytes } from 'node:crypto'
 import { SwarmError } from '../errors.js'
@@ -10,6 +20,8 @@ import { META_DIR } from '../model/paths.js'
 import type { LocalStat } from '../model/entry.js'
 
 export const TMP_DIR = join(META_DIR, 'tmp')
+export const MARKER_FILE = join(META_DIR, 'marker')
+const O_READ = fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW
 
 export class ShareDisk {
   readonly tmpDir: string
@@ -21,7 +33,10 @@ export class ShareDisk {
     this.tmpDir = join(root, TMP_DIR)
   }
 
+  /** Creates .swarm/tmp (refusing a symlinked .swarm) and drops temp files of a crashed run. */
   init (): void {
+    const meta = fs.lstatSync(join(this.root, META_DIR), { throwIfNoEntry: false })
+    if (meta !== undefined && !meta.isDirectory()) throw new SwarmError('ERR_BAD_PATH', `${join(this.root, META_DIR)} is not a folder`)
     fs.mkdirSync(this.tmpDir, { recursive: true })
     // Leftover temp files of a crashed run are never visible in the share; drop them (not .part files: they resume).
     for (const name of fs.readdirSync(this.tmpDir)) {
@@ -33,12 +48,73 @@ export class ShareDisk {
 
   tempPath (): string { return join(this.tmpDir, `w-${this.tmpPrefix}-${(this.tmpCounter++).toString(36)}`) }
 
+  hasMarker (): boolean { return fs.existsSync(join(this.root, MARKER_FILE)) }
+
+  writeMarker (shareId: string): void {
+    const fd = fs.openSync(join(this.root, MARKER_FILE), 'w', 0o644)
+    try {
+      fs.writeSync(fd, `swarm share ${JSON.stringify(shareId)}, created ${new Date().toISOString()}\n` +
+        'This file tells swarm that this folder is the share it indexed: do not delete it.\n')
+      fs.fsyncSync(fd)
+    } finally { fs.closeSync(fd) }
+  }
+
+  /** True when the share holds nothing but its .swarm folder. */
+  isEmpty (): boolean {
+    return fs.readdirSync(this.root).every(n => n === META_DIR)
+  }
+
+  /** Every parent folder of `rel` is a real folder inside the share (no symlink, no file). */
+  private parentsAreFolders (rel: string): boolean {
+    const slash = rel.lastIndexOf('/')
+    if (slash < 0) return true
+    const dir = rel.slice(0, slash)
+    if (this.knownDirs.has(dir)) return true
+    let cur = ''
+    for (const part of dir.split('/')) {
+      cur = cur === '' ? part : cur + '/' + part
+      if (this.knownDirs.has(cur)) continue
+      const st = fs.lstatSync(this.abs(cur), { throwIfNoEntry: false })
+      if (st === undefined || !st.isDirectory()) return false
+      this.knownDirs.add(cur)
+    }
+    return true
+  }
+
+  /** lstat of a share path; null when it is missing or a parent is not a real folder. */
   lstat (rel: string): fs.Stats | null {
+    if (!this.parentsAreFolders(rel)) return null
     // throwIfNoEntry: a missing path is the common case when receiving; an exception per file costs more than the write.
     try { return fs.lstatSync(this.abs(rel), { throwIfNoEntry: false }) ?? null } catch (err) {
       if ((err as NodeJS.ErrnoException).code === 'ENOTDIR') return null
       throw err
     }
+  }
+
+  private checkedAbs (rel: string): string {
+    if (!this.parentsAreFolders(rel)) throw new SwarmError('ERR_BAD_PATH', `a parent of ${rel} is not a real folder (symlink or file)`)
+    return this.abs(rel)
+  }
+
+  /** Opens a share file for reading without following symlinks anywhere in its path. */
+  openRead (rel: string): number { return fs.openSync(this.checkedAbs(rel), O_READ) }
+
+  /** The same, as a FileHandle for streaming reads. */
+  openReadHandle (rel: string): Promise<fsp.FileHandle> { return fsp.open(this.checkedAbs(rel), O_READ) }
+
+  /** Entries of a folder of the share (never through a symlink). */
+  readdir (rel: string): fs.Dirent[] {
+    const st = this.lstat(rel)
+    if (st === null || !st.isDirectory()) return []
+    return fs.readdirSync(this.abs(rel), { withFileTypes: true })
+  }
+
+  /** Sets a file's mtime (ms) in place and returns its new stat. */
+  setMtime (rel: string, mtime: number): LocalStat {
+    const abs = this.checkedAbs(rel)
+    fs.lutimesSync(abs, mtime / 1000, mtime / 1000)
+    const st = fs.lstatSync(abs)
+    return { size: st.size, mtimeMs: st.mtimeMs, ino: st.ino }
   }
 
   /** Makes sure every folder of `relDir` exists as a real folder inside the share. */
@@ -48,8 +124,8 @@ export class ShareDisk {
     for (const part of relDir.split('/')) {
       cur = cur === '' ? part : cur + '/' + part
       if (this.knownDirs.has(cur)) continue
-      const st = this.lstat(cur)
-      if (st === null) fs.mkdirSync(this.abs(cur))
+      const st = fs.lstatSync(this.abs(cur), { throwIfNoEntry: false })
+      if (st === undefined) fs.mkdirSync(this.abs(cur))
       else if (!st.isDirectory()) throw new SwarmError('ERR_BAD_PATH', `${cur} is not a folder (symlink or file); not writing below it`)
       this.knownDirs.add(cur)
     }
@@ -59,7 +135,7 @@ export class ShareDisk {
 
   /** Reads a whole (small) file; ERR_FILE_CHANGED if it changed while it was read. */
   readWhole (rel: string): { data: Buffer, local: LocalStat } {
-    const fd = fs.openSync(this.abs(rel), 'r')
+    const fd = this.openRead(rel)
     try {
       const before = fs.fstatSync(fd)
       const data = Buffer.allocUnsafe(before.size)
@@ -85,6 +161,7 @@ export class ShareDisk {
       let off = 0
       while (off < data.length) off += fs.writeSync(fd, data, off, data.length - off)
       fs.futimesSync(fd, mtime / 1000, mtime / 1000)
+      fs.fsyncSync(fd)
       const st = fs.fstatSync(fd)
       return { tmp, local: { size: st.size, mtimeMs: st.mtimeMs, ino: st.ino } }
     } catch (err) {
@@ -100,6 +177,8 @@ export class ShareDisk {
   copyToTemp (srcRel: string, mtime: number): { tmp: string, local: LocalStat } {
     const tmp = this.tempPath()
     try {
+      const src = this.openRead(srcRel)   // the source must not be a symlink either
+      fs.closeSync(src)
       fs.copyFileSync(this.abs(srcRel), tmp, fs.constants.COPYFILE_FICLONE)
       return { tmp, local: this.stampTemp(tmp, mtime) }
     } catch (err) {
@@ -108,11 +187,15 @@ export class ShareDisk {
     }
   }
 
-  /** Sets the mtime of a finished temp file and returns its stat. */
+  /** Sets the mtime of a finished temp file, makes its data durable, and returns its stat. */
   stampTemp (tmp: string, mtime: number): LocalStat {
-    fs.utimesSync(tmp, mtime / 1000, mtime / 1000)
-    const st = fs.statSync(tmp)
-    return { size: st.size, mtimeMs: st.mtimeMs, ino: st.ino }
+    const fd = fs.openSync(tmp, 'r+')
+    try {
+      fs.futimesSync(fd, mtime / 1000, mtime / 1000)
+      fs.fsyncSync(fd)
+      const st = fs.fstatSync(fd)
+      return { size: st.size, mtimeMs: st.mtimeMs, ino: st.ino }
+    } finally { fs.closeSync(fd) }
   }
 
   /** Renames a temp file into place at `rel`, creating parent folders. */
@@ -120,30 +203,51 @@ export class ShareDisk {
     const slash = rel.lastIndexOf('/')
     if (slash > 0) this.ensureDir(rel.slice(0, slash))
     const st = this.lstat(rel)
-    if (st !== null && st.isDirectory()) fs.rmSync(this.abs(rel), { recursive: false })
-    fs.renameSync(tmp, this.abs(rel))
+    if (st !== null && st.isDirectory()) {
+      // A folder became a file: only an empty folder gives way (its children's deletions come first).
+      try { fs.rmdirSync(this.abs(rel)) } catch (err) {
+        if ((err as NodeJS.ErrnoException).code === 'ENOTEMPTY') throw new SwarmError('ERR_NOT_EMPTY', `${rel} is a folder that still holds files`)
+        throw err
+      }
+      this.forgetDirs()
+    }
+    fs.renameSync(tmp, this.checkedAbs(rel))
   }
 
   discard (tmp: string): void { fs.rmSync(tmp, { force: true }) }
 
-  remove (rel: string, type: 'file' | 'dir'): void {
+  /**
+   * Deletes a file, or a folder if it is empty (something we do not replicate, or a child whose
+   * deletion has not arrived yet, keeps it alive: removeEmptyFolder takes it later). Returns
+   * whether the path is gone.
+   */
+  remove (rel: string): boolean {
     const st = this.lstat(rel)
-    if (st === null) return
-    if (type === 'dir' && st.isDirectory()) {
-      this.forgetDirs()
-      try { fs.rmdirSync(this.abs(rel)) } catch (err) {
-        // Something we do not replicate (a symlink, a special file) keeps it alive; leave it.
-        if ((err as NodeJS.ErrnoException).code !== 'ENOTEMPTY') throw err
-      }
-    } else if (!st.isDirectory()) {
-      fs.unlinkSync(this.abs(rel))
+    if (st === null) return true
+    if (st.isDirectory()) return this.removeEmptyFolder(rel)
+    fs.unlinkSync(this.abs(rel))
+    return true
+  }
+
+  removeEmptyFolder (rel: string): boolean {
+    const st = this.lstat(rel)
+    if (st === null) return true
+    if (!st.isDirectory()) return false
+    this.forgetDirs()
+    try { fs.rmdirSync(this.abs(rel)); return true } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code
+      if (code === 'ENOTEMPTY' || code === 'EEXIST') return false
+      throw err
     }
   }
 
+  /** Renames a share file; never over an existing path (conflict copies overwrite nothing). */
   rename (fromRel: string, toRel: string): void {
     const slash = toRel.lastIndexOf('/')
     if (slash > 0) this.ensureDir(toRel.slice(0, slash))
-    fs.renameSync(this.abs(fromRel), this.abs(toRel))
+    const from = this.checkedAbs(fromRel)
+    if (this.lstat(toRel) !== null) throw new SwarmError('ERR_BAD_PATH', `not renaming ${fromRel}: ${toRel} exists`)
+    fs.renameSync(from, this.checkedAbs(toRel))
   }
 }
 

@@ -5,6 +5,7 @@
 // piece still matches the Merkle layer/root — otherwise ERR_FILE_CHANGED, so nothing wrong is
 // ever sent.
 import { EventEmitter } from 'node:events'
+import { constants as fsConstants } from 'node:fs'
 import { open, type FileHandle } from 'node:fs/promises'
 import { SwarmError } from '../errors.js'
 import { PIECE_SIZE, pieceCount } from '../merkle/bep52.js'
@@ -126,7 +127,7 @@ export class FileSource extends EventEmitter implements PieceSource {
 
   private async handle (): Promise<FileHandle> {
     if (this.fh === null) {
-      this.fh = open(this.path, 'r')
+      this.fh = open(this.path, fsConstants.O_RDONLY | fsConstants.O_NOFOLLOW)   // the share's parents were checked by the caller; never a symlink
       this.fh.catch(() => { this.fh = null }) // let a later read retry the open
     }
     try {

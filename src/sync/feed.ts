@@ -43,7 +43,7 @@ export class ShareFeed {
     // The index's stat check (size, mtime, inode unchanged since hashing) stands in for re-hashing every
     // file we send; the receiver verifies the root before writing anyway.
     let fd: number
-    try { fd = fs.openSync(this.disk.abs(e.path), 'r') } catch { return undefined }
+    try { fd = this.disk.openRead(e.path) } catch { return undefined }
     try {
       const data = Buffer.allocUnsafe(e.size)
       const n = fs.readSync(fd, data, 0, e.size, 0)

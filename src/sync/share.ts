@@ -11,10 +11,10 @@ import { fileRoot, ZERO_ROOT } from '../merkle/bep52.js'
 import { hashFile } from '../merkle/hash-file.js'
 import { DirWatcher } from '../watch/dir-watcher.js'
 import { isSwarmError } from '../errors.js'
-import { type Entry, type LocalStat, type StoredEntry, localStatOf, sameLocal } from '../model/entry.js'
+import { type Entry, type LocalStat, type StoredEntry, localStatOf, sameContent, sameLocal } from '../model/entry.js'
 import { bumpVersion } from '../model/version.js'
 import { decide } from './merge.js'
-import { META_DIR, conflictName, joinRel, pathProblem } from '../model/paths.js'
+import { META_DIR, conflictName, joinRel, numberedName, parentOf, pathProblem } from '../model/paths.js'
 import { ShareDisk, mapWriteError } from '../store/share-disk.js'
 import type { WireEntry } from '../wire/control.js'
 import { ShareFeed, INLINE_MAX } from './feed.js'
@@ -29,6 +29,10 @@ const FETCH_RETRY_MAX_S = 30
  * Small files are never delayed (they are the latency path).
  */
 const SETTLE_MS = 50
+/** First wait before a failed write is tried again; it doubles up to FETCH_RETRY_MAX_S. */
+const RETRY_FIRST_MS = 100
+/** A paused share (marker missing, folder emptied) looks at its folder again this often. */
+export const PAUSE_RECHECK_MS = 2000
 
 export interface ShareHost {
   readonly db: IndexDb
@@ -39,8 +43,15 @@ export interface ShareHost {
   log (level: 'info' | 'warn' | 'error', msg: string): void
 }
 
+export interface ShareOptions {
+  /** Start even if the folder is empty while the index lists files (the user emptied it on purpose). */
+  acceptEmpty?: boolean
+}
+
 export interface ShareEvents {
   changed: []                                                   // new rows with higher seq exist
+  paused: [reason: string]                                      // the folder is not what the index describes: nothing is read, written or sent
+  resumed: []
   'file-updated': [{ share: string, path: string, root: string, from: string }]
   'file-deleted': [{ share: string, path: string, from: string }]
   conflict: [{ share: string, path: string, copy: string }]
@@ -57,6 +68,9 @@ export class Share extends EventEmitter<ShareEvents> {
   private readonly warnedSpecial = new Set<string>()
   private localQueue: Promise<void> = Promise.resolve()
   private readonly fetching = new Set<string>()
+  /** Pending paths whose write failed: the reason last logged and how many times it was tried. */
+  private readonly retryFailures = new Map<string, { why: string, attempt: number }>()
+  private readonly retryTimers = new Map<string, NodeJS.Timeout>()
   /** Paths with a pending row in the index (mirrors the table, so the hot path needs no query). */
   private readonly pendingSet = new Set<string>()
   /** Files this node just wrote from a peer, with their stat: the watcher's echo of our own write is skipped cheaply. */
@@ -67,10 +81,16 @@ export class Share extends EventEmitter<ShareEvents> {
    */
   private readonly asIs = new WeakSet<Entry>()
   private stopped = false
+  private started = false
+  /** Why the share is paused, or null while it runs. */
+  pausedReason: string | null = null
+  private pauseTimer: NodeJS.Timeout | null = null
+  /** Paths whose read failed (unreadable file or folder) and the reason last logged, so each is logged once. */
+  private readonly unreadable = new Map<string, string>()
   /** Counters for status and tests. */
   readonly stats = { filesHashed: 0 }
 
-  constructor (private readonly host: ShareHost, row: ShareRow) {
+  constructor (private readonly host: ShareHost, row: ShareRow, private readonly opts: ShareOptions = {}) {
     super()
     this.id = row.id
     this.dir = row.dir
@@ -81,10 +101,19 @@ export class Share extends EventEmitter<ShareEvents> {
 
   get db (): IndexDb { return this.host.db }
 
+  /**
+   * Loads the index and, if the folder is the one the index describes, watches and scans it.
+   * Otherwise the share is paused (see folderProblem) and looks again every PAUSE_RECHECK_MS.
+   */
   async start (): Promise<void> {
+    if (!this.started) {
+      this.started = true
+      for (const e of this.db.allEntries(this.id)) this.tree.set(e)
+      for (const p of this.db.allPending(this.id)) this.pendingSet.add(p.entry.path)
+    }
+    const problem = this.folderProblem()
+    if (problem !== null) { this.pause(problem); return }
     this.disk.init()
-    for (const e of this.db.allEntries(this.id)) this.tree.set(e)
-    for (const p of this.db.allPending(this.id)) this.pendingSet.add(p.entry.path)
     this.watcher = new DirWatcher(this.dir, {
       ignore: (rel) => rel === META_DIR || rel.startsWith(META_DIR + '/'),
       onPaths: (paths) => { this.enqueueLocal(() => this.examinePaths([...paths])) },
@@ -92,12 +121,74 @@ export class Share extends EventEmitter<ShareEvents> {
     })
     this.watcher.add('')
     await this.enqueueLocal(() => this.scanAll())
-    for (const p of this.db.allPending(this.id)) this.startFetch(p.entry, p.src)
+    for (const p of this.db.allPending(this.id)) this.retryPending(p.entry.path)
   }
 
   stop (): void {
     this.stopped = true
     this.watcher?.close()
+    if (this.pauseTimer !== null) clearTimeout(this.pauseTimer)
+    for (const t of this.retryTimers.values()) clearTimeout(t)
+  }
+
+  get paused (): boolean { return this.pausedReason !== null }
+
+  /**
+   * Why this folder must not be scanned, or null. A share the index knows (it has entries) must
+   * carry its marker: an unmounted mount point or a replaced folder would otherwise read as
+   * "every file was deleted" and delete them on every peer. A marker with nothing beside it while
+   * the index lists files is refused the same way unless the user says it was emptied on purpose.
+   */
+  private folderProblem (): string | null {
+    let hasMarker: boolean
+    let empty: boolean
+    try {
+      hasMarker = this.disk.hasMarker()
+      empty = this.disk.isEmpty()
+    } catch (err) {
+      return `cannot read the folder ${this.dir}: ${(err as Error).message}`
+    }
+    const live = this.tree.size
+    if (!hasMarker) {
+      if (live > 0) {
+        return `folder ${this.dir} has no .swarm/marker although the index knows ${live} files there: ` +
+          'it may be unmounted or replaced; mount it back (or restore .swarm/marker) and the share resumes by itself'
+      }
+      try { this.disk.init(); this.disk.writeMarker(this.id) } catch (err) {
+        return `cannot write the folder marker in ${this.dir}: ${(err as Error).message}`
+      }
+      return null
+    }
+    if (empty && live > 0 && this.opts.acceptEmpty !== true) {
+      return `folder ${this.dir} is empty but the index lists ${live} files: not deleting them on every peer; ` +
+        'if it was emptied on purpose, start with --accept-empty (acceptEmpty) once'
+    }
+    return null
+  }
+
+  private pause (reason: string): void {
+    const first = this.pausedReason === null
+    this.pausedReason = reason
+    this.watcher?.close()
+    this.watcher = null
+    if (first) {
+      this.host.log('error', `share ${this.id} paused: ${reason}`)
+      this.emit('paused', reason)
+    }
+    if (this.pauseTimer === null && !this.stopped) {
+      this.pauseTimer = setTimeout(() => {
+        this.pauseTimer = null
+        if (this.stopped) return
+        if (this.folderProblem() === null) {
+          this.pausedReason = null
+          this.host.log('info', `share ${this.id} resumed`)
+          void this.start().then(() => { if (!this.paused) this.emit('resumed') })
+        } else {
+          this.pause(this.pausedReason ?? reason)
+        }
+      }, PAUSE_RECHECK_MS)
+      this.pauseTimer.unref()
+    }
   }
 
   root (): Buffer { return this.tree.root() }
@@ -116,7 +207,7 @@ export class Share extends EventEmitter<ShareEvents> {
 
   /** Local work (scans, watcher batches) runs one at a time, in order. */
   private enqueueLocal (fn: () => Promise<void>): Promise<void> {
-    const run = this.localQueue.then(async () => { if (!this.stopped) await fn() })
+    const run = this.localQueue.then(async () => { if (!this.stopped && !this.paused) await fn() })
     this.localQueue = run.catch((err) => this.host.log('error', `share ${this.id}: ${(err as Error).message}`))
     return this.localQueue
   }
@@ -128,16 +219,23 @@ export class Share extends EventEmitter<ShareEvents> {
     const known = new Map<string, StoredEntry>()
     for (const e of this.db.allEntries(this.id)) known.set(e.path, e)
     const seen = new Set<string>()
+    /** Folders that could not be listed: what the index holds below them is kept as it is, not deleted. */
+    const unlisted: string[] = []
     let batch: Array<{ entry: Entry, local: LocalStat | null }> = []
     const flush = () => { if (batch.length > 0) { this.commitLocal(batch); batch = [] } }
     const walk = async (relDir: string) => {
       let dirents: fs.Dirent[]
-      try { dirents = fs.readdirSync(this.disk.abs(relDir), { withFileTypes: true }) } catch { return }
+      try { dirents = this.disk.readdir(relDir) } catch (err) {
+        this.noteUnreadable(relDir, err)
+        unlisted.push(relDir + '/')
+        return
+      }
       this.watcher?.add(relDir)
       for (const d of dirents) {
         const rel = joinRel(relDir, d.name)
         if (rel === META_DIR) continue
         seen.add(rel)
+        if (this.badName(rel)) continue
         const change = await this.examine(rel, known.get(rel))
         if (change !== null) { batch.push(change); if (batch.length >= SCAN_COMMIT_EVERY) flush() }
         if (d.isDirectory()) await walk(rel)
@@ -145,7 +243,7 @@ export class Share extends EventEmitter<ShareEvents> {
     }
     await walk('')
     for (const e of known.values()) {
-      if (!e.deleted && !seen.has(e.path)) batch.push({ entry: this.tombstone(e), local: null })
+      if (!e.deleted && !seen.has(e.path) && !unlisted.some(d => e.path.startsWith(d))) batch.push({ entry: this.tombstone(e), local: null })
       if (batch.length >= SCAN_COMMIT_EVERY) flush()
     }
     flush()
@@ -154,8 +252,9 @@ export class Share extends EventEmitter<ShareEvents> {
   /** Watcher batch: look at each path (and below new folders) and record what changed. */
   private async examinePaths (paths: string[]): Promise<void> {
     const changes: Array<{ entry: Entry, local: LocalStat | null }> = []
+    this.disk.forgetDirs()   // folders may have been replaced (by a symlink, say) since they were checked
     const visit = async (rel: string) => {
-      if (pathProblem(rel) !== null) return
+      if (this.badName(rel)) return
       const mine = this.selfWritten.get(rel)
       if (mine !== undefined) {
         this.selfWritten.delete(rel)
@@ -168,10 +267,11 @@ export class Share extends EventEmitter<ShareEvents> {
       changes.push(change)
       if (change.entry.type === 'dir' && !change.entry.deleted) {
         this.watcher?.add(rel)
-        let names: string[] = []
-        try { names = fs.readdirSync(this.disk.abs(rel)) } catch {}
-        for (const n of names) await visit(joinRel(rel, n))
-      } else if (change.entry.deleted && old?.type === 'dir') {
+        let names: fs.Dirent[] = []
+        try { names = this.disk.readdir(rel) } catch (err) { this.noteUnreadable(rel, err) }
+        for (const n of names) await visit(joinRel(rel, n.name))
+      } else if (old?.type === 'dir' && !old.deleted) {
+        // The folder is gone or became a file: everything the index held below it is gone too.
         this.watcher?.remove(rel)
         this.disk.forgetDirs()
         for (const child of this.db.liveChildren(this.id, rel)) changes.push({ entry: this.tombstone(child), local: null })
@@ -185,6 +285,35 @@ export class Share extends EventEmitter<ShareEvents> {
 
   /** Compares one path on disk with its index row; returns the new entry, or null if nothing changed. */
   private async examine (rel: string, old: StoredEntry | undefined): Promise<{ entry: Entry, local: LocalStat | null } | null> {
+    try {
+      return await this.examineOrThrow(rel, old)
+    } catch (err) {
+      // An unreadable file or folder is logged and left as the index last saw it; the rest goes on.
+      this.noteUnreadable(rel, err)
+      return null
+    }
+  }
+
+  private noteUnreadable (rel: string, err: unknown): void {
+    const why = (err as Error).message
+    if (this.unreadable.get(rel) === why) return
+    if (this.unreadable.size > 10_000) this.unreadable.clear()
+    this.unreadable.set(rel, why)
+    this.host.log('warn', `share ${this.id}: cannot read ${rel || '.'}; skipped, kept as last indexed: ${why}`)
+  }
+
+  /** Names no peer could accept (see model/paths.ts) are logged once and not replicated. */
+  private badName (rel: string): boolean {
+    const problem = pathProblem(rel)
+    if (problem === null) return false
+    if (!this.warnedSpecial.has(rel)) {
+      this.warnedSpecial.add(rel)
+      this.host.log('info', `share ${this.id}: not replicating ${JSON.stringify(rel)} (${problem})`)
+    }
+    return true
+  }
+
+  private async examineOrThrow (rel: string, old: StoredEntry | undefined): Promise<{ entry: Entry, local: LocalStat | null } | null> {
     const st = this.disk.lstat(rel)
     const live = old !== undefined && !old.deleted ? old : undefined
     if (st === null) return live !== undefined ? { entry: this.tombstone(live), local: null } : null
@@ -199,7 +328,7 @@ export class Share extends EventEmitter<ShareEvents> {
       }
       return live !== undefined ? { entry: this.tombstone(live), local: null } : null
     }
-    if (live?.type === 'file' && sameLocal(live.local, st)) return null
+    if (live?.type === 'file' && sameLocal(live.local, st)) { this.unreadable.delete(rel); return null }
     if (st.size > INLINE_MAX && Date.now() - st.mtimeMs < SETTLE_MS) {
       // A big file modified this instant is most likely still being written: look again once it
       // has been quiet for SETTLE_MS rather than hash and ship a partial version.
@@ -230,14 +359,13 @@ export class Share extends EventEmitter<ShareEvents> {
 
   private async hashLocal (rel: string, st: fs.Stats): Promise<{ root: Buffer, size: number, mtimeMs: number, ino: number }> {
     this.stats.filesHashed++
-    const abs = this.disk.abs(rel)
     if (st.size <= INLINE_MAX) {
       const { data, local } = this.disk.readWhole(rel)
       const root = data.length === 0 ? ZERO_ROOT : fileRoot(data)
       this.feed.cacheInline(root, data)
       return { root, ...local }
     }
-    const h = await hashFile(abs)
+    const h = await hashFile(await this.disk.openReadHandle(rel))
     this.db.putLayer(h.root, h.layer)
     return { root: h.root, size: h.size, mtimeMs: h.mtimeMs, ino: h.ino }
   }
@@ -252,6 +380,11 @@ export class Share extends EventEmitter<ShareEvents> {
 
   /** Writes local changes to the index in one transaction and tells peers. */
   private commitLocal (changes: Array<{ entry: Entry, local: LocalStat | null }>): void {
+    if (changes.some(c => c.entry.deleted) && !this.disk.hasMarker()) {
+      // The folder vanished under us (unmounted, deleted): these are not deletions to send.
+      this.pause(`folder ${this.dir} lost its .swarm/marker while running: it may have been unmounted or removed`)
+      return
+    }
     this.db.transaction(() => {
       for (const c of changes) {
         this.db.putEntry(this.id, c.entry, c.local)
@@ -281,7 +414,8 @@ export class Share extends EventEmitter<ShareEvents> {
 
   /** Applies a batch of a peer's entries. Content that is not inline or local is fetched in the background. */
   private async applyRemote (from: string, items: WireEntry[]): Promise<void> {
-    // Files and folders first (parents before children, as sent), deletions last and deepest first.
+    // Files and folders first (parents before children, as sent), deletions last and deepest first:
+    // a rename is applied as copy-then-delete, so its content is still here to copy.
     const live = items.filter(i => !i.entry.deleted)
     const gone = items.filter(i => i.entry.deleted).sort((a, b) => b.entry.path.length - a.entry.path.length)
     let changed = false
@@ -289,29 +423,18 @@ export class Share extends EventEmitter<ShareEvents> {
     const own = !this.db.db.inTransaction
     if (own) this.db.db.exec('BEGIN')
     try {
-      changed = await this.applyItems(from, [...live, ...gone])
+      for (const item of [...live, ...gone]) {
+        try {
+          if (await this.applyOne(from, item)) changed = true
+        } catch (err) {
+          // applyOne records what cannot be written yet as pending (see materialize); this is a bug or the index failing.
+          this.host.log('error', `share ${this.id}: cannot apply ${item.entry.path} from ${from}: ${(err as Error).message}`)
+        }
+      }
     } finally {
       if (own && this.db.db.inTransaction) this.db.db.exec('COMMIT')
     }
     if (changed) this.emit('changed')
-  }
-
-  private async applyItems (from: string, items: WireEntry[]): Promise<boolean> {
-    let changed = false
-    for (const item of items) {
-      const problem = pathProblem(item.entry.path)
-      if (problem !== null) {
-        this.host.log('warn', `share ${this.id}: rejected entry from ${from}: ${JSON.stringify(item.entry.path)} (${problem})`)
-        continue
-      }
-      try {
-        if (await this.applyOne(from, item)) changed = true
-      } catch (err) {
-        const e = err as Error
-        this.host.log(isSwarmError(err, 'ERR_NO_SPACE') ? 'error' : 'warn', `share ${this.id}: cannot apply ${item.entry.path} from ${from}: ${e.message}`)
-      }
-    }
-    return changed
   }
 
   private async applyOne (from: string, { entry: remote, data }: WireEntry): Promise<boolean> {
@@ -319,7 +442,7 @@ export class Share extends EventEmitter<ShareEvents> {
     const onDisk = this.db.getEntry(this.id, remote.path)
     const st = this.disk.lstat(remote.path)
     let local = onDisk
-    if (st !== null && (st.isFile() || st.isDirectory()) && (onDisk === undefined || onDisk.deleted || (st.isFile() && !sameLocal(onDisk.local, st)))) {
+    if (st !== null && (st.isFile() || st.isDirectory()) && (onDisk === undefined || onDisk.deleted || onDisk.type !== (st.isFile() ? 'file' : 'dir') || (st.isFile() && !sameLocal(onDisk.local, st)))) {
       const change = await this.examine(remote.path, onDisk)
       if (change !== null) { this.commitLocal([change]); local = this.db.getEntry(this.id, remote.path) }
     }
@@ -333,21 +456,22 @@ export class Share extends EventEmitter<ShareEvents> {
         if (pending !== undefined) { this.setPending(d.entry, pending.src, pending.keepLocal); return false }
         return this.materialize(d.entry, undefined, from)
       case 'accept':
-        return this.materialize(d.entry, data, from, false, pending === undefined ? { cur: local, st } : undefined)
+        return this.materialize(d.entry, data, from, pending?.keepLocal ?? false, pending === undefined ? { cur: local, st } : undefined)
       case 'conflict': {
-        this.host.log('warn', `share ${this.id}: concurrent edits of ${d.entry.path}; the other version is kept as ${d.copy.path}`)
+        const copy = this.freeCopyPath(d.copy)
+        this.host.log('warn', `share ${this.id}: concurrent edits of ${d.entry.path}; the other version is kept as ${copy.path}`)
         if (!d.localLost) {
           // The remote content lost: it becomes the conflict copy; ours stays, with the merged vector.
-          this.emit('conflict', { share: this.id, path: d.entry.path, copy: d.copy.path })
-          await this.materialize(d.copy, data, from)
+          this.emit('conflict', { share: this.id, path: d.entry.path, copy: copy.path })
+          await this.materialize(copy, data, from)
           if (pending !== undefined) { this.setPending(d.entry, pending.src, pending.keepLocal); return true }
           return this.materialize(d.entry, undefined, from)
         }
         if (pending !== undefined) {
           // The loser was only wanted, not on disk: fetch it under the conflict name instead.
-          this.emit('conflict', { share: this.id, path: d.entry.path, copy: d.copy.path })
-          this.setPending(d.copy, pending.src, false)
-          this.startFetch(d.copy, pending.src)
+          this.emit('conflict', { share: this.id, path: d.entry.path, copy: copy.path })
+          this.setPending(copy, pending.src, false)
+          this.retryPending(copy.path)
           return this.materialize(d.entry, d.entry.root.equals(remote.root) ? data : undefined, from, pending.keepLocal)
         }
         // Our content on disk lost: it is moved aside when the winner is installed, never before.
@@ -361,28 +485,60 @@ export class Share extends EventEmitter<ShareEvents> {
     this.tree.set(e)
   }
 
-  /** Moves the live file at `rel` aside under its conflict name (no data moves) and records it. */
+  /**
+   * Where a conflict copy goes: its deterministic name, or the first numbered variant that is free
+   * (nothing on disk, no live entry) or already holds this very copy. A copy never overwrites anything.
+   */
+  private freeCopyPath (copy: Entry): Entry {
+    for (let n = 1; ; n++) {
+      const path = n === 1 ? copy.path : numberedName(copy.path, n)
+      const cur = this.db.getEntry(this.id, path)
+      const onDisk = this.disk.lstat(path)
+      if (cur !== undefined && !cur.deleted && sameContent(cur, copy)) return { ...copy, path }
+      if (onDisk === null && (cur === undefined || cur.deleted)) return { ...copy, path }
+    }
+  }
+
+  /** Moves the live file at `rel` aside under a free conflict name (no data moves) and records it. */
   private moveAside (cur: StoredEntry): void {
-    const copy: Entry = { ...cur, path: conflictName(cur.path, cur.mtime, cur.by) }
-    if (this.disk.lstat(copy.path) !== null) return
-    this.disk.rename(cur.path, copy.path)
+    const copy = this.freeCopyPath({ ...cur, path: conflictName(cur.path, cur.mtime, cur.by) })
+    if (this.disk.lstat(copy.path) === null) this.disk.rename(cur.path, copy.path)
     this.putAndTrack(copy, localStatOf(this.disk.lstat(copy.path)!))
     this.emit('conflict', { share: this.id, path: cur.path, copy: copy.path })
   }
 
-  /** Brings the disk to `entry`: delete, mkdir, write inline data, copy local content, or queue a fetch. */
+  /**
+   * Brings the disk to `entry`: delete, mkdir, write inline data, copy local content, or queue a fetch.
+   * Whatever cannot be done now (disk full, no permission, a folder still in the way) is kept as
+   * pending and tried again with backoff: an accepted version is never dropped.
+   */
   private async materialize (entry: Entry, data: Buffer | undefined, from: string, keepLocal = false, known?: { cur: StoredEntry | undefined, st: fs.Stats | null }): Promise<boolean> {
+    try {
+      return await this.materializeOrThrow(entry, data, from, keepLocal, known)
+    } catch (err) {
+      this.noteRetry(entry.path, err)
+      this.setPending(entry, from, keepLocal)
+      this.scheduleRetry(entry.path)
+      return false
+    }
+  }
+
+  private async materializeOrThrow (entry: Entry, data: Buffer | undefined, from: string, keepLocal: boolean, known?: { cur: StoredEntry | undefined, st: fs.Stats | null }): Promise<boolean> {
     const rel = entry.path
     if (entry.deleted) {
       const cur = this.db.getEntry(this.id, rel)
-      this.disk.remove(rel, cur?.type ?? entry.type)
+      this.disk.remove(rel)
       if (cur?.type === 'dir') this.watcher?.remove(rel)
       this.clearPending(rel)
       this.putAndTrack(entry, null, from)
+      this.removeDeletedParents(rel)
       if (cur !== undefined && !cur.deleted) this.emit('file-deleted', { share: this.id, path: rel, from })
       return true
     }
     if (entry.type === 'dir') {
+      const st = this.disk.lstat(rel)
+      // A file became a folder: the accepted version dominates the file's, so the file is out of date.
+      if (st !== null && st.isFile()) this.disk.remove(rel)
       this.disk.ensureDir(rel)
       this.watcher?.add(rel)
       this.clearPending(rel)
@@ -392,12 +548,8 @@ export class Share extends EventEmitter<ShareEvents> {
     // Same content already in place: only the metadata changes.
     const cur = known !== undefined ? known.cur : this.db.getEntry(this.id, rel)
     const st = known !== undefined ? known.st : this.disk.lstat(rel)
-    if (cur !== undefined && !cur.deleted && cur.type === 'file' && cur.root.equals(entry.root) && st !== null && sameLocal(cur.local, st)) {
-      let local = cur.local
-      if (cur.mtime !== entry.mtime) {
-        fs.utimesSync(this.disk.abs(rel), entry.mtime / 1000, entry.mtime / 1000)
-        local = localStatOf(fs.lstatSync(this.disk.abs(rel)))
-      }
+    if (cur !== undefined && !cur.deleted && cur.type === 'file' && sameContent(cur, entry) && st !== null && sameLocal(cur.local, st)) {
+      const local = cur.mtime !== entry.mtime ? this.disk.setMtime(rel, entry.mtime) : cur.local
       this.clearPending(rel)
       this.putAndTrack(entry, local, from)
       return true
@@ -419,9 +571,18 @@ export class Share extends EventEmitter<ShareEvents> {
     return false
   }
 
-  /** Content this node already has (any share on the same filesystem): copied, never fetched. */
+  /** After a deletion: folders above it that were deleted too and are empty now go as well. */
+  private removeDeletedParents (rel: string): void {
+    for (let dir = parentOf(rel); dir !== ''; dir = parentOf(dir)) {
+      const e = this.db.getEntry(this.id, dir)
+      if (e === undefined || !e.deleted || !this.disk.removeEmptyFolder(dir)) return
+      this.watcher?.remove(dir)
+    }
+  }
+
+  /** Content this node already has (same root and size, in this share): copied, never fetched. */
   private localCopy (entry: Entry): { tmp: string, local: LocalStat } | null {
-    for (const src of this.db.localByRoot(entry.root)) {
+    for (const src of this.db.localByRoot(entry.root, entry.size)) {
       if (src.share !== this.id) continue
       const st = this.disk.lstat(src.path)
       if (st === null || !sameLocal(src.local, st)) continue
@@ -434,18 +595,55 @@ export class Share extends EventEmitter<ShareEvents> {
 
   private installTemp (tmp: string, entry: Entry, local: LocalStat, from: string, keepLocal: boolean): void {
     const cur = keepLocal ? this.db.getEntry(this.id, entry.path) : undefined
-    if (cur !== undefined && !cur.deleted && cur.type === 'file' && !cur.root.equals(entry.root)) this.moveAside(cur)
     try {
+      if (cur !== undefined && !cur.deleted && cur.type === 'file' && !sameContent(cur, entry)) this.moveAside(cur)
       this.disk.install(tmp, entry.path)
     } catch (err) {
       this.disk.discard(tmp)
       throw mapWriteError(err)
     }
     this.clearPending(entry.path)
+    this.retryFailures.delete(entry.path)
     this.putAndTrack(entry, local, from)
     if (this.selfWritten.size > 100_000) this.selfWritten.clear()
     this.selfWritten.set(entry.path, local)
     this.emit('file-updated', { share: this.id, path: entry.path, root: entry.root.toString('hex'), from })
+  }
+
+  // ---- retries ----------------------------------------------------------------------------
+
+  /** Logs a failed write once per path and reason (a retry loop must not flood the log). */
+  private noteRetry (rel: string, err: unknown): void {
+    const why = (err as Error).message
+    const prev = this.retryFailures.get(rel)
+    this.retryFailures.set(rel, { why, attempt: prev?.attempt ?? 0 })
+    if (prev?.why === why) return
+    this.host.log(isSwarmError(err, 'ERR_NO_SPACE') ? 'error' : 'warn', `share ${this.id}: cannot write ${rel} yet: ${why}; will retry`)
+  }
+
+  /** Tries a pending path again after a backoff (RETRY_FIRST_MS doubling to FETCH_RETRY_MAX_S). */
+  private scheduleRetry (rel: string): void {
+    if (this.retryTimers.has(rel) || this.stopped) return
+    const f = this.retryFailures.get(rel) ?? { why: '', attempt: 0 }
+    f.attempt++
+    this.retryFailures.set(rel, f)
+    const delay = Math.min(RETRY_FIRST_MS * 2 ** (f.attempt - 1), FETCH_RETRY_MAX_S * 1000)
+    const t = setTimeout(() => { this.retryTimers.delete(rel); this.retryPending(rel) }, delay)
+    t.unref()
+    this.retryTimers.set(rel, t)
+  }
+
+  /** Materializes the pending version of `rel` again: from local content if it can, else by fetching it. */
+  private retryPending (rel: string): void {
+    if (this.stopped || !this.pendingSet.has(rel)) return
+    const want = this.db.getPending(this.id, rel)
+    if (want === undefined) return
+    void this.enqueueLocal(async () => {
+      const again = this.db.getPending(this.id, rel)
+      if (again === undefined || !again.entry.root.equals(want.entry.root)) return
+      if (again.asIs) this.asIs.add(again.entry)
+      if (await this.materialize(again.entry, undefined, again.src, again.keepLocal)) this.emit('changed')
+    })
   }
 
   private startFetch (entry: Entry, from: string, attempt = 1): void {
@@ -488,10 +686,16 @@ export class Share extends EventEmitter<ShareEvents> {
         await this.applyRemote(want.src, [{ entry: want.entry }])
         return
       }
-      const local = this.disk.stampTemp(tmp, want.entry.mtime)
-      if (want.asIs) this.asIs.add(want.entry)
-      this.installTemp(tmp, want.entry, local, want.src, want.keepLocal)
-      this.emit('changed')
+      try {
+        const local = this.disk.stampTemp(tmp, want.entry.mtime)
+        if (want.asIs) this.asIs.add(want.entry)
+        this.installTemp(tmp, want.entry, local, want.src, want.keepLocal)
+        this.emit('changed')
+      } catch (err) {
+        // Still pending: tried again later (from a local copy if one has appeared, else fetched again).
+        this.noteRetry(entry.path, err)
+        this.scheduleRetry(entry.path)
+      }
     })
   }
 }

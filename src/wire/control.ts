@@ -17,11 +17,14 @@
 import { Reader, Writer } from './codec.js'
 import { SwarmError } from '../errors.js'
 import type { Entry } from '../model/entry.js'
+import { MAX_VERSION_COMPONENTS, entryProblem, indexIdProblem, shareIdProblem } from '../model/rules.js'
 
 export const PROTOCOL_VERSION = 1
 export const MAX_CONTROL_FRAME = 64 * 1024 * 1024
-const MAX_ENTRIES_PER_FRAME = 100_000
-const MAX_VERSION_COMPONENTS = 4096
+/** An ENTRIES frame carries at most one feed batch (BATCH_ENTRIES = 2000) plus headroom. */
+const MAX_ENTRIES_PER_FRAME = 10_000
+/** A node replicates a handful of shares; a list this long is not honest. */
+const MAX_SHARES_PER_FRAME = 4096
 
 export const MSG = { HELLO: 1, AUTH: 2, SHARES: 3, SUBSCRIBE: 4, ENTRIES: 5, ROOT: 6, ERROR: 7 } as const
 
@@ -64,18 +67,19 @@ function readEntry (r: Reader): WireEntry {
   const by = r.str()
   const n = r.u16()
   if (n > MAX_VERSION_COMPONENTS) throw new SwarmError('ERR_PROTOCOL', 'version vector too long')
-  const version: Record<string, number> = {}
+  const version: Record<string, number> = Object.create(null)
   for (let i = 0; i < n; i++) {
     const k = r.str()
-    const c = r.f64()
-    if (!Number.isSafeInteger(c) || c < 0) throw new SwarmError('ERR_PROTOCOL', 'bad version counter')
-    version[k] = c
+    if (version[k] !== undefined) throw new SwarmError('ERR_PROTOCOL', 'node named twice in a version vector')
+    version[k] = r.f64()
   }
-  if (!Number.isSafeInteger(size) || size < 0 || !Number.isFinite(mtime)) throw new SwarmError('ERR_PROTOCOL', 'bad size or mtime')
-  const entry: Entry = { path, type: (flags & 1) !== 0 ? 'dir' : 'file', deleted: (flags & 2) !== 0, size, mtime: Math.trunc(mtime), root, version, by }
+  if ((flags & ~7) !== 0) throw new SwarmError('ERR_PROTOCOL', 'unknown entry flags')
+  const entry: Entry = { path, type: (flags & 1) !== 0 ? 'dir' : 'file', deleted: (flags & 2) !== 0, size, mtime, root, version: { ...version }, by }
+  const problem = entryProblem(entry)
+  if (problem !== null) throw new SwarmError('ERR_PROTOCOL', `rejected entry: ${problem}`)
   if ((flags & 4) === 0) return { entry }
   const data = Buffer.from(r.bytes())
-  if (data.length !== size) throw new SwarmError('ERR_PROTOCOL', 'inline data length differs from entry size')
+  if (data.length !== size || entry.type !== 'file' || entry.deleted) throw new SwarmError('ERR_PROTOCOL', 'inline data that does not fit its entry')
   return { entry, data }
 }
 
@@ -99,6 +103,26 @@ export const encode = {
   error: (code: string, message: string) => frame(MSG.ERROR, w => w.str(code).str(message))
 }
 
+function shareId (r: Reader): string {
+  const s = r.str()
+  const problem = shareIdProblem(s)
+  if (problem !== null) throw new SwarmError('ERR_PROTOCOL', `bad share id: ${problem}`)
+  return s
+}
+
+function indexId (r: Reader): string {
+  const s = r.str()
+  if (indexIdProblem(s) !== null) throw new SwarmError('ERR_PROTOCOL', 'bad index id')
+  return s
+}
+
+/** Sequence numbers are counts of changes: non-negative safe integers. */
+function seq (r: Reader): number {
+  const n = r.f64()
+  if (!Number.isSafeInteger(n) || n < 0) throw new SwarmError('ERR_PROTOCOL', 'bad sequence number')
+  return n
+}
+
 /** Decodes one frame body (type byte + body, without the length prefix). */
 export function decode (body: Buffer): ControlMessage {
   const r = new Reader(body)
@@ -109,15 +133,16 @@ export function decode (body: Buffer): ControlMessage {
     case MSG.AUTH: msg = { type: 'auth', mac: Buffer.from(r.raw(32)) }; break
     case MSG.SHARES: {
       const n = r.u16()
+      if (n > MAX_SHARES_PER_FRAME) throw new SwarmError('ERR_PROTOCOL', 'too many shares in one frame')
       const shares: ShareInfo[] = []
-      for (let i = 0; i < n; i++) shares.push({ id: r.str(), indexId: r.str(), root: Buffer.from(r.raw(32)) })
+      for (let i = 0; i < n; i++) shares.push({ id: shareId(r), indexId: indexId(r), root: Buffer.from(r.raw(32)) })
       msg = { type: 'shares', shares }
       break
     }
-    case MSG.SUBSCRIBE: msg = { type: 'subscribe', share: r.str(), indexId: r.str(), fromSeq: r.f64() }; break
+    case MSG.SUBSCRIBE: msg = { type: 'subscribe', share: shareId(r), indexId: indexId(r), fromSeq: seq(r) }; break
     case MSG.ENTRIES: {
-      const share = r.str()
-      const upTo = r.f64()
+      const share = shareId(r)
+      const upTo = seq(r)
       const n = r.u32()
       if (n > MAX_ENTRIES_PER_FRAME) throw new SwarmError('ERR_PROTOCOL', 'too many entries in one frame')
       const entries: WireEntry[] = []
@@ -125,7 +150,7 @@ export function decode (body: Buffer): ControlMessage {
       msg = { type: 'entries', share, upTo, entries }
       break
     }
-    case MSG.ROOT: msg = { type: 'root', share: r.str(), root: Buffer.from(r.raw(32)), settled: r.u8() === 1 }; break
+    case MSG.ROOT: msg = { type: 'root', share: shareId(r), root: Buffer.from(r.raw(32)), settled: r.u8() === 1 }; break
     case MSG.ERROR: msg = { type: 'error', code: r.str(), message: r.str() }; break
     default: throw new SwarmError('ERR_PROTOCOL', `unknown control message type ${type}`)
   }
