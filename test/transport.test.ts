@@ -689,6 +689,28 @@ describe('memory transport', () => {
     await a.close()
   })
 
+  it('streams the remote may have open are capped like QUIC: openStream waits for a slot', async () => {
+    const net = createMemoryNetwork()
+    const a = net.transport('a', { maxConcurrentStreams: 4 })   // the receiver sets the limit, as in QUIC
+    const b = net.transport('b')
+    const p = await connect(a, b, 'mem')
+    const inbound: Duplex[] = []
+    p.server.onStream(s => { inbound.push(s); s.resume() })
+    const opened: Duplex[] = []
+    for (let i = 0; i < 4; i++) { const s = await p.client.openStream(); s.write('x'); opened.push(s) }
+    let fifth: Duplex | null = null
+    const pending = p.client.openStream().then(s => { fifth = s })
+    await sleep(20)
+    assert.equal(fifth, null, 'the fifth stream waits while four are open')
+    // A slot comes back when the receiving end is gone (here: reset by the receiver).
+    await within(1000, (async () => { while (inbound.length < 4) await sleep(5) })(), 'four inbound streams')
+    inbound[0]!.destroy()
+    await within(1000, pending, 'fifth stream after a slot freed')
+    assert.ok(fifth !== null)
+    await b.close()
+    await a.close()
+  })
+
   it('the remote hears of a stream only once the opener writes', async () => {
     const net = createMemoryNetwork()
     const a = net.transport('a')

@@ -6,6 +6,7 @@ import { parseArgs } from 'node:util'
 import { SwarmNode, generateSecret, nodeId } from '../index.js'
 import { SwarmError } from '../errors.js'
 import { defaultStateDir } from './state-dir.js'
+import { printable } from '../model/printable.js'
 
 const USAGE = `usage:
   swarm share <dir>[=<id>]... --listen <host:port> [--peer <host:port>]... --secret <token>|--secret-file <path> [--state <dir>] [--json] [--accept-empty]
@@ -81,10 +82,12 @@ async function share (args: string[]): Promise<number> {
   })
   node.on('listening', e => out('listening', e, `listening on ${e.address} as ${e.peerId}`))
   node.on('peer-connected', e => out('peer-connected', e, `peer connected: ${e.peerId} (${e.address})`))
-  node.on('peer-disconnected', e => out('peer-disconnected', e, `peer disconnected: ${e.peerId} (${e.reason})`))
-  node.on('file-updated', e => out('file-updated', e, `updated ${e.share}/${e.path}${e.from === node.peerId ? '' : ` from ${e.from.slice(-8)}`}`))
-  node.on('file-deleted', e => out('file-deleted', e, `deleted ${e.share}/${e.path}`))
-  node.on('conflict', e => out('conflict', e, `conflict on ${e.share}/${e.path}: other version kept as ${e.copy}`))
+  // Paths, share ids and reasons may come from peers: escaped on human lines (JSON escapes its own).
+  const p = (s: string) => printable(s, 4096)
+  node.on('peer-disconnected', e => out('peer-disconnected', e, `peer disconnected: ${e.peerId} (${p(e.reason)})`))
+  node.on('file-updated', e => out('file-updated', e, `updated ${p(e.share)}/${p(e.path)}${e.from === node.peerId ? '' : ` from ${p(e.from.slice(-8))}`}`))
+  node.on('file-deleted', e => out('file-deleted', e, `deleted ${p(e.share)}/${p(e.path)}`))
+  node.on('conflict', e => out('conflict', e, `conflict on ${p(e.share)}/${p(e.path)}: other version kept as ${p(e.copy)}`))
   node.on('in-sync', e => out('in-sync', e, `share ${e.share} in sync, root ${e.root.slice(0, 16)}…`))
   node.on('share-paused', e => out('share-paused', e, `share ${e.share} PAUSED: ${e.reason}`))
   node.on('share-resumed', e => out('share-resumed', e, `share ${e.share} resumed`))

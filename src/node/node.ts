@@ -26,6 +26,9 @@ import { shareIdProblem } from '../model/rules.js'
 import { hashFile } from '../merkle/hash-file.js'
 import type { ShareInfo, WireEntry } from '../wire/control.js'
 import { parseHostPort } from './address.js'
+import { deriveAuthKey } from './auth.js'
+import { Admission, type AdmissionLimits } from './admission.js'
+import { printable } from '../model/printable.js'
 
 /** Redial backoff for --peer addresses: first retry, growth, ceiling. */
 export const REDIAL_MIN_MS = 250
@@ -42,6 +45,8 @@ const SHARES_WAIT_MS = 5000
  * big files must not make us open thousands; the rest wait their turn.
  */
 export const MAX_CONCURRENT_FETCHES = 8
+/** One log line is cut to this many characters (control characters are escaped as well). */
+const MAX_LOG_CHARS = 4096
 
 export interface ShareSpec {
   dir: string
@@ -58,6 +63,7 @@ export interface NodeOptions {
   shares?: ShareSpec[]
   transport?: Transport              // for tests: an in-memory transport
   identity?: Identity
+  admission?: Partial<AdmissionLimits>  // connection caps and the auth deadline (admission.ts); for tests
 }
 
 export type NodeLogLevel = 'info' | 'warn' | 'error'
@@ -80,7 +86,9 @@ export interface NodeEvents {
 
 export class SwarmNode extends EventEmitter<NodeEvents> implements SessionHost {
   readonly stateDir: string
-  readonly secret: string
+  /** The cluster secret stretched by scrypt (auth.ts): what proofs are made with. */
+  readonly authKey: Buffer
+  private readonly admission: Admission
   private identity!: Identity
   private transport!: Transport
   private listener: Listener | null = null
@@ -102,8 +110,8 @@ export class SwarmNode extends EventEmitter<NodeEvents> implements SessionHost {
   constructor (private readonly opts: NodeOptions) {
     super()
     this.stateDir = resolve(opts.stateDir)
-    if (typeof opts.secret !== 'string' || opts.secret.length < 8) throw new SwarmError('ERR_BAD_ARGUMENT', 'a cluster secret of at least 8 characters is required (swarm secret makes one)')
-    this.secret = opts.secret
+    this.authKey = deriveAuthKey(opts.secret)   // checks the secret; ~80 ms, once
+    this.admission = new Admission(opts.admission, (level, msg) => this.log(level, msg))
   }
 
   get peerId (): string { return this.identity.peerId }
@@ -113,7 +121,8 @@ export class SwarmNode extends EventEmitter<NodeEvents> implements SessionHost {
   get port (): number { return this.listener?.port ?? 0 }
   connectedPeers (): string[] { return [...this.sessions.values()].filter(s => s.ready).map(s => s.peerId) }
 
-  log (level: NodeLogLevel, message: string): void { this.emit('log', { level, message }) }
+  /** Every log line goes through here: control characters escaped, length capped (peer strings end up in messages). */
+  log (level: NodeLogLevel, message: string): void { this.emit('log', { level, message: printable(message, MAX_LOG_CHARS) }) }
 
   async start (): Promise<void> {
     // Validate every folder before anything else: a typo must not start a half-configured node.
@@ -268,14 +277,19 @@ export class SwarmNode extends EventEmitter<NodeEvents> implements SessionHost {
 
   private onConnection (conn: Connection): void {
     if (this.stopped) { conn.close('node stopping'); return }
+    if (!this.admission.admit(conn)) return
     conn.onStream(stream => this.onStream(conn, stream))
   }
 
   private onStream (conn: Connection, stream: Duplex): void {
+    // Before authentication a connection gets one stream: its control stream.
+    if (!this.admission.mayOpenStream(conn)) { stream.destroy(); return }
     stream.once('readable', () => {
       const tag = stream.read(1) as Buffer | null
       if (tag === null) { stream.destroy(); return }
       if (tag[0] === STREAM_CONTROL) {
+        // The dialer opens the control stream; one per connection.
+        if (conn.direction !== 'inbound' || this.admission.hasSession(conn)) { stream.destroy(); return }
         this.startSession(conn, stream)
       } else if (tag[0] === STREAM_PIECES) {
         const session = this.sessions.get(conn.remotePeerId)
@@ -288,8 +302,12 @@ export class SwarmNode extends EventEmitter<NodeEvents> implements SessionHost {
   }
 
   private startSession (conn: Connection, control: Duplex): PeerSession {
+    // One control session per connection (onStream already destroys a second control stream).
+    if (this.admission.hasSession(conn)) { control.destroy(); throw new SwarmError('ERR_PROTOCOL', 'a second control stream on one connection') }
     const session = new PeerSession(this, conn, control)
+    this.admission.attach(conn, session)
     session.on('ready', () => {
+      this.admission.authenticated(conn)
       const old = this.sessions.get(session.peerId)
       if (old !== undefined && !old.isClosed) {
         // Both sides dialed: keep the connection opened by the smaller PeerId, the same choice on both ends.

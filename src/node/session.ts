@@ -7,20 +7,28 @@
 //   Share       — what is on disk and what the merge rules decide.
 //
 // Stream tags: every stream starts with one byte saying what it carries.
+//
+// Before authentication (see auth.ts for the exchange) the control stream accepts only frames
+// of up to MAX_HANDSHAKE_FRAME bytes, and only HELLO, AUTH and ERROR are decoded: any other
+// frame type is refused from its type byte. The session on an outbound connection is the dialer
+// and proves first; on an inbound one it is the listener and proves only after checking the
+// dialer's proof. The deadline to authenticate and the connection caps are admission.ts.
 import { EventEmitter } from 'node:events'
 import type { Duplex } from 'node:stream'
 import type { Connection } from '../transport/types.js'
-import { FrameSplitter, decode, encode, PROTOCOL_VERSION, type ControlMessage, type ShareInfo, type WireEntry } from '../wire/control.js'
-import { authProof, checkProof, newNonce } from './auth.js'
+import { FrameSplitter, decode, encode, isHandshakeType, MAX_CONTROL_FRAME, MAX_HANDSHAKE_FRAME, PROTOCOL_VERSION, type ControlMessage, type ShareInfo, type WireEntry } from '../wire/control.js'
+import { authProof, newNonce, verifyProof, type AuthRole } from './auth.js'
+import { printable } from '../model/printable.js'
 
 export const STREAM_CONTROL = 1
 export const STREAM_PIECES = 2
-/** A peer that has not proven the secret within this time is dropped. */
-export const AUTH_TIMEOUT_MS = 5000
+/** Our own reasons in ERROR frames are cut to this, so they fit the peer's pre-auth frame limit. */
+const MAX_ERROR_MESSAGE = 200
 
 export interface SessionHost {
   readonly peerId: string
-  readonly secret: string
+  /** The scrypt-stretched cluster secret (auth.ts deriveAuthKey), computed once per node. */
+  readonly authKey: Buffer
   localShares (): ShareInfo[]
   entriesAfter (share: string, indexId: string, fromSeq: number, to: string): { entries: WireEntry[], upTo: number } | null
   onEntries (session: PeerSession, share: string, upTo: number, entries: WireEntry[]): Promise<void>
@@ -37,21 +45,22 @@ export class PeerSession extends EventEmitter<{ ready: [], shares: [], closed: [
   /** The peer's SHARES message has arrived (its piece streams may come first: they are other streams). */
   sharesKnown = false
   private readonly feeders = new Map<string, Feeder>()
-  private readonly splitter = new FrameSplitter()
+  private readonly splitter = new FrameSplitter(MAX_HANDSHAKE_FRAME)
   private readonly nonce = newNonce()
+  /** The dialer (outbound connection) proves first; the listener answers a correct proof with its own. */
+  private readonly role: AuthRole
   private remoteNonce: Buffer | null = null
   private authenticated = false
   private closedReason: string | null = null
   private inbox: Promise<void> = Promise.resolve()
-  private readonly authTimer: NodeJS.Timeout
 
   constructor (private readonly host: SessionHost, readonly conn: Connection, private readonly control: Duplex) {
     super()
+    this.role = conn.direction === 'outbound' ? 'dialer' : 'listener'
     control.on('data', (chunk: Buffer) => this.onData(chunk))
     control.on('error', () => this.close('control stream error'))
     control.on('close', () => this.close('control stream closed'))
     void conn.closed.then(() => this.close('connection closed'))
-    this.authTimer = setTimeout(() => this.fail('ERR_AUTH_FAILED', 'no authentication within ' + AUTH_TIMEOUT_MS + ' ms'), AUTH_TIMEOUT_MS)
     this.sendRaw(encode.hello(this.nonce))
   }
 
@@ -99,7 +108,7 @@ export class PeerSession extends EventEmitter<{ ready: [], shares: [], closed: [
           }
         } while (f.again)
       } catch (err) {
-        this.host.log('warn', `peer ${this.peerId}: feeding share ${share} failed: ${(err as Error).message}`)
+        this.host.log('warn', `peer ${this.peerId}: feeding share ${printable(share)} failed: ${printable((err as Error).message)}`)
       } finally { f.running = false }
     })()
   }
@@ -107,9 +116,22 @@ export class PeerSession extends EventEmitter<{ ready: [], shares: [], closed: [
   // ---- inbound messages ---------------------------------------------------------------------
 
   private onData (chunk: Buffer): void {
-    let frames: Buffer[]
-    try { frames = this.splitter.push(chunk) } catch (err) { this.fail('ERR_PROTOCOL', (err as Error).message); return }
-    for (const f of frames) {
+    if (this.closedReason !== null) return
+    this.splitter.add(chunk)
+    // One frame at a time: an AUTH handled here raises the frame limit for the frames after it.
+    for (;;) {
+      let f: Buffer | null
+      try { f = this.splitter.next() } catch (err) { this.fail('ERR_PROTOCOL', (err as Error).message); return }
+      if (f === null) return
+      if (!this.authenticated) {
+        // Nothing but HELLO, AUTH and ERROR is even decoded before the peer has authenticated.
+        if (!isHandshakeType(f[0])) { this.fail('ERR_AUTH_FAILED', `message type ${f[0]} before authentication`); return }
+        let msg: ControlMessage
+        try { msg = decode(f) } catch (err) { this.fail('ERR_PROTOCOL', (err as Error).message); return }
+        this.handshake(msg)
+        if (this.closedReason !== null) return
+        continue
+      }
       let msg: ControlMessage
       try { msg = decode(f) } catch (err) { this.fail('ERR_PROTOCOL', (err as Error).message); return }
       // Entries are applied in order, one batch after another; everything else is handled at once.
@@ -117,21 +139,33 @@ export class PeerSession extends EventEmitter<{ ready: [], shares: [], closed: [
     }
   }
 
-  private async handle (msg: ControlMessage): Promise<void> {
-    if (this.closedReason !== null) return
-    if (!this.authenticated && msg.type !== 'hello' && msg.type !== 'auth' && msg.type !== 'error') {
-      this.fail('ERR_AUTH_FAILED', `${msg.type} message before authentication`)
-      return
-    }
+  /** HELLO / AUTH / ERROR before authentication; handled synchronously, in order. */
+  private handshake (msg: ControlMessage): void {
     switch (msg.type) {
       case 'hello': return this.onHello(msg.protocol, msg.nonce)
       case 'auth': return this.onAuth(msg.mac)
-      case 'error': {
-        this.host.log('warn', `peer ${this.peerId} at ${this.conn.remoteAddress} closed the connection: ${msg.message} (${msg.code})`)
-        this.emit('closed', this.closedReason = `refused by peer: ${msg.message}`)
-        this.conn.close(msg.message)
+      case 'error': return this.onError(msg.code, msg.message)
+      default: this.fail('ERR_AUTH_FAILED', `${msg.type} message before authentication`)
+    }
+  }
+
+  private onError (code: string, message: string): void {
+    const why = printable(message)
+    this.host.log('warn', `peer ${this.peerId} at ${printable(this.conn.remoteAddress)} closed the connection: ${why} (${printable(code, 64)})`)
+    this.closedReason = `refused by peer: ${why}`
+    this.control.pause()
+    this.emit('closed', this.closedReason)
+    this.conn.close(this.closedReason)
+  }
+
+  private async handle (msg: ControlMessage): Promise<void> {
+    if (this.closedReason !== null) return
+    switch (msg.type) {
+      case 'hello':
+      case 'auth':
+        this.fail('ERR_PROTOCOL', `unexpected ${msg.type} message after authentication`)
         return
-      }
+      case 'error': return this.onError(msg.code, msg.message)
       case 'shares':
         this.remoteShares.clear()
         for (const s of msg.shares) this.remoteShares.set(s.id, s)
@@ -158,15 +192,20 @@ export class PeerSession extends EventEmitter<{ ready: [], shares: [], closed: [
     if (protocol !== PROTOCOL_VERSION) { this.fail('ERR_PROTOCOL', `protocol version ${protocol}, expected ${PROTOCOL_VERSION}`); return }
     if (this.remoteNonce !== null) { this.fail('ERR_PROTOCOL', 'second hello'); return }
     this.remoteNonce = nonce
-    this.sendRaw(encode.auth(authProof(this.host.secret, this.host.peerId, this.peerId, this.nonce, nonce)))
+    // The dialer proves first; the listener says nothing that depends on the secret until then.
+    if (this.role === 'dialer') this.sendRaw(encode.auth(authProof(this.host.authKey, 'dialer', this.host.peerId, this.peerId, this.nonce, nonce)))
   }
 
   private onAuth (mac: Buffer): void {
-    if (this.remoteNonce === null || this.authenticated) { this.fail('ERR_PROTOCOL', 'unexpected auth message'); return }
-    const expected = authProof(this.host.secret, this.peerId, this.host.peerId, this.remoteNonce, this.nonce)
-    if (!checkProof(mac, expected)) { this.fail('ERR_AUTH_FAILED', 'wrong cluster secret'); return }
+    if (this.remoteNonce === null) { this.fail('ERR_PROTOCOL', 'auth message before hello'); return }
+    const peerRole: AuthRole = this.role === 'dialer' ? 'listener' : 'dialer'
+    if (!verifyProof(this.host.authKey, mac, peerRole, this.peerId, this.host.peerId, this.remoteNonce, this.nonce)) {
+      this.fail('ERR_AUTH_FAILED', 'wrong cluster secret')
+      return
+    }
+    if (this.role === 'listener') this.sendRaw(encode.auth(authProof(this.host.authKey, 'listener', this.host.peerId, this.peerId, this.nonce, this.remoteNonce)))
     this.authenticated = true
-    clearTimeout(this.authTimer)
+    this.splitter.limit = MAX_CONTROL_FRAME
     this.emit('ready')
     this.sendShares()
   }
@@ -174,11 +213,11 @@ export class PeerSession extends EventEmitter<{ ready: [], shares: [], closed: [
   /** Refuses the peer: tells it why, logs why, closes. No data has flowed if auth failed. */
   fail (code: string, message: string): void {
     if (this.closedReason !== null) return
-    this.host.log('warn', `peer ${this.peerId} at ${this.conn.remoteAddress}: ${message}; connection refused (${code})`)
-    this.control.write(encode.error(code, message))
+    this.host.log('warn', `peer ${this.peerId} at ${printable(this.conn.remoteAddress)}: ${message}; connection refused (${code})`)
+    this.control.write(encode.error(code, message.length > MAX_ERROR_MESSAGE ? message.slice(0, MAX_ERROR_MESSAGE) + '…' : message))
     this.control.end()
+    this.control.pause()   // read nothing more from a peer we are refusing
     this.closedReason = message
-    clearTimeout(this.authTimer)
     this.emit('closed', message)
     // Give the error frame a moment to leave before the connection goes.
     setTimeout(() => this.conn.close(message), 100).unref()
@@ -187,7 +226,6 @@ export class PeerSession extends EventEmitter<{ ready: [], shares: [], closed: [
   close (reason: string): void {
     if (this.closedReason !== null) return
     this.closedReason = reason
-    clearTimeout(this.authTimer)
     this.control.destroy()
     this.conn.close(reason)
     this.emit('closed', reason)

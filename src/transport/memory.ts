@@ -10,17 +10,27 @@
 //   with ERR_CLOSED, `closed` resolves on both ends;
 // - Listener.close() closes the connections it accepted; Transport.close()
 //   closes everything; a port in use → ERR_ADDRESS_IN_USE; nobody listening → ERR_DIAL_FAILED.
+// - at most `maxConcurrentStreams` streams opened by the remote are alive at once (QUIC's
+//   stream limit, MAX_CONCURRENT_STREAMS in quic.ts): openStream() waits beyond that, and a slot
+//   comes back when the receiving end of a stream is gone (both directions done, or reset).
 // The dial host is not checked (use 'mem'); remoteAddress is 'mem:<port>'.
 import { Duplex } from 'node:stream'
 import { SwarmError } from '../errors.js'
 import type { Connection, Listener, Transport } from './types.js'
 
+export interface MemoryTransportOptions {
+  /** Streams the remote may have open towards this transport at once (quic.ts: maxConcurrentStreams). */
+  maxConcurrentStreams?: number
+}
+
 export interface MemoryNetwork {
-  transport (peerId: string): Transport
+  transport (peerId: string, options?: MemoryTransportOptions): Transport
 }
 
 /** Node-side buffering per stream direction, like quic.ts. */
 const MEM_HIGH_WATER_MARK = 1024 * 1024
+/** Same default as MAX_CONCURRENT_STREAMS in quic.ts (not imported: that module loads the native binding). */
+export const MEM_MAX_CONCURRENT_STREAMS = 1024
 /** Fake port numbers handed out for listen(…, 0) and for dialers. */
 const FIRST_EPHEMERAL_PORT = 49152
 
@@ -144,8 +154,14 @@ class MemConnection implements Connection {
   #isClosed = false
   #resolveClosed: () => void = noop
   readonly #onGone: (c: MemConnection) => void
+  /** Streams we opened whose receiving end (at the peer) still exists, and openers waiting for a slot. */
+  #opened = 0
+  readonly #slotWaiters: Array<() => void> = []
+  /** How many streams the peer lets us have open at once (its transport's maxConcurrentStreams). */
+  readonly #streamLimit: number
 
-  constructor (localPeerId: string, remotePeerId: string, remoteAddress: string, direction: 'inbound' | 'outbound', onGone: (c: MemConnection) => void) {
+  constructor (localPeerId: string, remotePeerId: string, remoteAddress: string, direction: 'inbound' | 'outbound', streamLimit: number, onGone: (c: MemConnection) => void) {
+    this.#streamLimit = streamLimit
     this.localPeerId = localPeerId
     this.remotePeerId = remotePeerId
     this.remoteAddress = remoteAddress
@@ -157,15 +173,23 @@ class MemConnection implements Connection {
   get isClosed (): boolean { return this.#isClosed }
 
   async openStream (): Promise<Duplex> {
+    // Like QUIC: wait while the peer's limit on concurrent streams is reached.
+    while (!this.#isClosed && this.#opened >= this.#streamLimit) await new Promise<void>(resolve => this.#slotWaiters.push(resolve))
     const peer = this.peer
     if (this.#isClosed || peer === undefined) throw new SwarmError('ERR_CLOSED', `connection to ${this.remotePeerId} is closed`)
+    this.#opened++
     const [local, remote] = MemStream.pair(
       s => peer.#inbound(s),
       s => { this.#streams.delete(s) },
-      s => { peer.#streams.delete(s) })
+      s => { peer.#streams.delete(s); this.#releaseSlot() })
     this.#streams.add(local)
     peer.#streams.add(remote)
     return local
+  }
+
+  #releaseSlot (): void {
+    this.#opened--
+    this.#slotWaiters.shift()?.()
   }
 
   onStream (handler: (stream: Duplex) => void): void {
@@ -208,6 +232,7 @@ class MemConnection implements Connection {
       else s.destroy(new SwarmError('ERR_CLOSED', `connection to ${this.remotePeerId} closed: ${reason}`))
     }
     this.#streams.clear()
+    for (const wake of this.#slotWaiters.splice(0)) wake()
     this.#onGone(this)
     this.#resolveClosed()
   }
@@ -266,10 +291,12 @@ class MemTransport implements Transport {
   readonly #connections = new Set<MemConnection>()
   #closed = false
   #dialPort: number | undefined
+  readonly #maxConcurrentStreams: number
 
-  constructor (net: MemNetworkState, peerId: string) {
+  constructor (net: MemNetworkState, peerId: string, options: MemoryTransportOptions) {
     this.#net = net
     this.peerId = peerId
+    this.#maxConcurrentStreams = options.maxConcurrentStreams ?? MEM_MAX_CONCURRENT_STREAMS
   }
 
   #checkOpen (): void {
@@ -300,8 +327,8 @@ class MemTransport implements Transport {
     }
     this.#dialPort ??= this.#net.allocatePort()
     const remote = entry.transport
-    const outbound = new MemConnection(this.peerId, remote.peerId, `mem:${port}`, 'outbound', c => { this.#connections.delete(c) })
-    const inbound = new MemConnection(remote.peerId, this.peerId, `mem:${this.#dialPort}`, 'inbound', c => { remote.#connections.delete(c) })
+    const outbound = new MemConnection(this.peerId, remote.peerId, `mem:${port}`, 'outbound', remote.#maxConcurrentStreams, c => { this.#connections.delete(c) })
+    const inbound = new MemConnection(remote.peerId, this.peerId, `mem:${this.#dialPort}`, 'inbound', this.#maxConcurrentStreams, c => { remote.#connections.delete(c) })
     outbound.peer = inbound
     inbound.peer = outbound
     this.#connections.add(outbound)
@@ -326,5 +353,5 @@ class MemTransport implements Transport {
 /** A fresh, isolated in-process network. */
 export function createMemoryNetwork (): MemoryNetwork {
   const net = new MemNetworkState()
-  return { transport: (peerId: string) => new MemTransport(net, peerId) }
+  return { transport: (peerId: string, options: MemoryTransportOptions = {}) => new MemTransport(net, peerId, options) }
 }

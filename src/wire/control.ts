@@ -4,7 +4,8 @@
 //   u32 length (of what follows) ‖ u8 type ‖ body
 // and the bodies are:
 //   HELLO     u16 protocol ‖ 32 nonce                      — first frame each way
-//   AUTH      32 mac                                       — HMAC proving the cluster secret (see node/auth.ts)
+//   AUTH      32 mac                                       — HMAC proving the cluster secret; the dialer's
+//                                                            first, the listener's only after it (node/auth.ts)
 //   SHARES    u16 n ‖ n × (str id ‖ str indexId ‖ 32 root)  — the shares this node replicates
 //   SUBSCRIBE str share ‖ str indexId ‖ f64 fromSeq        — "send me your entries after fromSeq"
 //   ENTRIES   str share ‖ f64 upTo ‖ u32 n ‖ n × entry     — a batch of the sender's changes (≤ upTo)
@@ -19,12 +20,18 @@ import { SwarmError } from '../errors.js'
 import type { Entry } from '../model/entry.js'
 import { MAX_VERSION_COMPONENTS, entryProblem, indexIdProblem, shareIdProblem } from '../model/rules.js'
 
-export const PROTOCOL_VERSION = 1
+/** 2: the dialer proves the secret first, proofs keyed with the scrypt-stretched secret (node/auth.ts). */
+export const PROTOCOL_VERSION = 2
 export const MAX_CONTROL_FRAME = 64 * 1024 * 1024
 /** An ENTRIES frame carries at most one feed batch (BATCH_ENTRIES = 2000) plus headroom. */
 const MAX_ENTRIES_PER_FRAME = 10_000
 /** A node replicates a handful of shares; a list this long is not honest. */
 const MAX_SHARES_PER_FRAME = 4096
+/**
+ * The largest frame accepted before the peer has authenticated. HELLO is 35 bytes and AUTH 33;
+ * the rest is room for an ERROR with a short reason. A stranger can make us buffer no more.
+ */
+export const MAX_HANDSHAKE_FRAME = 512
 
 export const MSG = { HELLO: 1, AUTH: 2, SHARES: 3, SUBSCRIBE: 4, ENTRIES: 5, ROOT: 6, ERROR: 7 } as const
 
@@ -123,6 +130,11 @@ function seq (r: Reader): number {
   return n
 }
 
+/** The only message types a peer may send before it has authenticated. */
+export function isHandshakeType (type: number | undefined): boolean {
+  return type === MSG.HELLO || type === MSG.AUTH || type === MSG.ERROR
+}
+
 /** Decodes one frame body (type byte + body, without the length prefix). */
 export function decode (body: Buffer): ControlMessage {
   const r = new Reader(body)
@@ -160,25 +172,37 @@ export function decode (body: Buffer): ControlMessage {
 
 /**
  * Splits a byte stream into frame bodies. Push chunks in; complete frames come out.
- * A frame longer than MAX_CONTROL_FRAME is a protocol error (never buffered).
+ * A frame longer than `limit` is a protocol error, refused from its length prefix (never
+ * buffered). The limit starts small (MAX_HANDSHAKE_FRAME) and is raised by the session once the
+ * peer has authenticated; next() hands out one frame at a time so that the raise applies to the
+ * very next frame, even one that arrived in the same chunk as the AUTH.
  */
 export class FrameSplitter {
   private chunks: Buffer[] = []
   private have = 0
 
+  constructor (public limit = MAX_CONTROL_FRAME) {}
+
+  /** Adds a chunk and returns every complete frame (under the current limit). */
   push (chunk: Buffer): Buffer[] {
+    this.add(chunk)
+    const out: Buffer[] = []
+    for (let f = this.next(); f !== null; f = this.next()) out.push(f)
+    return out
+  }
+
+  add (chunk: Buffer): void {
     this.chunks.push(chunk)
     this.have += chunk.length
-    const out: Buffer[] = []
-    while (this.have >= 4) {
-      const head = this.peek(4)
-      const len = head.readUInt32BE(0)
-      if (len > MAX_CONTROL_FRAME || len === 0) throw new SwarmError('ERR_PROTOCOL', `control frame of ${len} bytes refused`)
-      if (this.have < 4 + len) break
-      const all = this.take(4 + len)
-      out.push(all.subarray(4))
-    }
-    return out
+  }
+
+  /** The next complete frame body, or null if more bytes are needed; throws on a frame over the limit. */
+  next (): Buffer | null {
+    if (this.have < 4) return null
+    const len = this.peek(4).readUInt32BE(0)
+    if (len > this.limit || len === 0) throw new SwarmError('ERR_PROTOCOL', `control frame of ${len} bytes refused (limit ${this.limit})`)
+    if (this.have < 4 + len) return null
+    return this.take(4 + len).subarray(4)
   }
 
   private peek (n: number): Buffer {
