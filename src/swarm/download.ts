@@ -12,8 +12,8 @@
 //   verifies every piece against the layer/root (verify-pool.ts) before it is accepted, and is
 //   the only thing that writes to disk — positional writes into partPath and nothing else; the
 //   caller renames the part file into place.
-// - FrameGuard (framing.ts) sits between each stream and its wire; layer.ts is the swarm_layer
-//   extension that carries the piece layer.
+// - FrameGuard (framing.ts) sits between each stream and its wire, with wire-guard.ts checking
+//   what reaches the wire; layer.ts is the swarm_layer extension that carries the piece layer.
 // A Download is also a PieceSource: serveWire() can serve the pieces it has already written.
 import { EventEmitter } from 'node:events'
 import { constants as fsConstants } from 'node:fs'
@@ -504,7 +504,12 @@ export class Download extends EventEmitter implements PieceSource {
     set.add(peer)
     peer.inflight.add(index)
     peer.sendRequest(index, pieceLength(index, this.size, this.pieceSize), (err, buf) => {
-      this.onPieceResult(peer, index, err, buf)
+      // called inside the wire's parser (piece, reject, choke) or on close: never throw into it
+      try {
+        this.onPieceResult(peer, index, err, buf)
+      } catch (e) {
+        peer.close(asSwarmError(e))
+      }
     })
   }
 

@@ -62,8 +62,10 @@ class ServeConn {
       onMessage: (msg) => { this.guarded(() => this.onLayerMessage(msg)) }
     })
     this.close = attachWire(stream, wire, this.guard, (err) => { this.onClosed(err) })
-    wire.once('handshake', (infoHash: string) => { void this.onHandshake(infoHash) })
-    wire.on('interested', () => { if (this.source !== null) this.sendUnchoke() })
+    wire.once('handshake', (infoHash: string) => {
+      this.onHandshake(infoHash).catch((err: unknown) => { this.close(err as Error) })
+    })
+    wire.on('interested', () => { this.guarded(() => { if (this.source !== null) this.sendUnchoke() }) })
     wire.on('request', (index, offset, length, respond) => {
       this.guarded(() => this.onRequest(index, offset, length, respond))
     })
