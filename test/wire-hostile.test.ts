@@ -4,14 +4,15 @@
 // 'unhandledRejection'), a violating peer's stream is closed, and an honest wire still works after.
 import { test, after } from 'node:test'
 import assert from 'node:assert/strict'
-import { once } from 'node:events'
+import { EventEmitter, once } from 'node:events'
 import { join } from 'node:path'
 import Wire from 'bittorrent-protocol'
 import { isSwarmError } from '../src/errors.js'
-import { LEAF_SIZE } from '../src/merkle/bep52.js'
+import { LEAF_SIZE, PIECE_SIZE } from '../src/merkle/bep52.js'
 import { Download } from '../src/swarm/download.js'
-import { FrameGuard, attachWire } from '../src/swarm/framing.js'
-import { serveWire } from '../src/swarm/serve.js'
+import { FrameGuard, MAX_QUEUED_SEND_BYTES, attachWire } from '../src/swarm/framing.js'
+import { LayerAssembler, sendLayerRequest, useLayerExtension } from '../src/swarm/layer.js'
+import { MAX_READS_PER_WIRE, SEND_HIGH_WATER, sendLimitFor, serveWire } from '../src/swarm/serve.js'
 import type { PieceSource } from '../src/swarm/source.js'
 import {
   Rng, duplexPair, MemSource, peerIdOf, btHandshake, btMessage, btExtended, btFrame, tempDir,
@@ -200,5 +201,110 @@ test('a listener that throws inside the wire\'s parser closes that peer, not the
   assert.ok(isSwarmError(err, 'ERR_PROTOCOL') && /listener bug/.test(err.message), String(err))
   assert.ok(ours.destroyed)
   await delay(10)
+  assert.deepEqual(uncaught, [])
+})
+
+// ---- peers that never read
+
+test('the send cap sits above what serveWire queues for an honest reader', () => {
+  assert.ok(MAX_QUEUED_SEND_BYTES >= 2 * (SEND_HIGH_WATER + MAX_READS_PER_WIRE * PIECE_SIZE))
+  assert.equal(sendLimitFor(PIECE_SIZE), MAX_QUEUED_SEND_BYTES)
+  assert.ok(sendLimitFor(16 * 1024 * 1024) > SEND_HIGH_WATER + MAX_READS_PER_WIRE * 16 * 1024 * 1024)
+})
+
+const SMALL_LIMIT = 256 * 1024
+/** requests for a piece that does not exist: each one is answered with a 17-byte reject */
+const REJECTED_REQUESTS = Buffer.concat(Array.from({ length: 1000 }, () => btMessage(ID.REQUEST, [999, 0, LEAF_SIZE])))
+
+/** writes REJECTED_REQUESTS from a peer that reads nothing until ours closes (or ~1.4 MB of rejects were provoked) */
+async function floodWithoutReading (ours: PipeEnd, theirs: PipeEnd): Promise<void> {
+  theirs.pause()
+  await delay(10) // the handshakes cross
+  for (let i = 0; i < 80 && !ours.destroyed; i++) {
+    theirs.write(REJECTED_REQUESTS)
+    await delay(1)
+  }
+}
+
+function notReading (err: unknown): boolean {
+  return isSwarmError(err, 'ERR_PROTOCOL') && /not reading/.test(err.message)
+}
+
+test('serveWire: a peer that never reads is dropped once the cap is queued for it', async () => {
+  const [ours, theirs] = duplexPair()
+  let closeErr: unknown = 'still open'
+  serveWire(ours, { peerId: peerIdOf('srv'), lookup, maxQueuedSendBytes: SMALL_LIMIT, onClose: (err) => { closeErr = err } })
+  theirs.write(btHandshake(src.infoHash, peerIdOf('sloth')))
+  await floodWithoutReading(ours, theirs)
+  assert.ok(notReading(closeErr), String(closeErr))
+  assert.ok(ours.destroyed && theirs.destroyed)
+  assert.deepEqual(uncaught, [])
+})
+
+test('Download: a holder that never reads is dropped once the cap is queued for it', async () => {
+  const dl = new Download({ root: src.root, size: src.size, pieceSize: src.pieceSize, partPath: join(tmp.dir, 'sloth.part'), peerId: peerIdOf('dl'), maxQueuedSendBytes: SMALL_LIMIT })
+  let peerErr: unknown = 'still open'
+  dl.on('peer-error', (_label: string, err: unknown) => { peerErr = err })
+  const [ours, theirs] = duplexPair()
+  theirs.write(btHandshake(src.infoHash, peerIdOf('sloth')))
+  dl.addPeer(ours, 'sloth')
+  await floodWithoutReading(ours, theirs)
+  assert.ok(notReading(peerErr), String(peerErr))
+  assert.ok(ours.destroyed && theirs.destroyed)
+  dl.abort()
+  assert.deepEqual(uncaught, [])
+})
+
+/** a source with a huge piece layer and no data (only the layer is asked for) */
+class LayerOnlySource extends EventEmitter implements PieceSource {
+  readonly pieceSize = LEAF_SIZE
+  readonly numPieces: number
+  readonly size: number
+  readonly root: Buffer
+  constructor (readonly layer: Buffer) {
+    super()
+    this.numPieces = layer.length / 32
+    this.size = this.numPieces * this.pieceSize
+    this.root = Buffer.alloc(32, 0xab)
+  }
+
+  has (i: number): boolean { return i >= 0 && i < this.numPieces }
+  complete (): boolean { return true }
+  async readPiece (): Promise<Buffer> { throw new Error('no data here') }
+  async pieceLayer (): Promise<Buffer | null> { return this.layer }
+}
+
+test('a piece layer bigger than the send cap reaches a slow reader: it is paced by the send buffer', async () => {
+  const layer = new Rng(7).bytes(200_000 * 32) // 6.4 MB
+  const big = new LayerOnlySource(layer)
+  const [ours, theirs] = duplexPair()
+  let closeErr: unknown = 'still open'
+  serveWire(ours, { peerId: peerIdOf('srv'), lookup: () => big, maxQueuedSendBytes: SEND_HIGH_WATER + 1024 * 1024, onClose: (err) => { closeErr = err } })
+  const wire = new Wire()
+  const asm = new LayerAssembler(layer.length)
+  const got = new Promise<Buffer | 'none'>((resolve, reject) => {
+    useLayerExtension(wire, {
+      onReady: () => {
+        sendLayerRequest(wire)
+        theirs.pause() // a slow reader: nothing is read for a while
+        setTimeout(() => theirs.resume(), 100)
+      },
+      onMessage: (msg) => {
+        try {
+          const r = asm.push(msg)
+          if (r !== null) resolve(r)
+        } catch (err) { reject(err) }
+      }
+    })
+    wire.on('close', () => reject(new Error(`closed before the layer arrived: ${String(closeErr)}`)))
+  })
+  theirs.on('data', (d: Buffer) => wire.write(d))
+  wire.on('data', (d: Uint8Array) => theirs.write(d))
+  theirs.on('close', () => wire.destroy())
+  wire.handshake(big.root.subarray(0, 20), peerIdOf('slow'), { fast: true })
+  const r = await got
+  assert.ok(r !== 'none' && r.equals(layer))
+  assert.equal(closeErr, 'still open')
+  theirs.destroy()
   assert.deepEqual(uncaught, [])
 })

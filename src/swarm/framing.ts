@@ -5,7 +5,8 @@
 // buffered and never re-concatenates (a frame split over socket chunks is joined exactly once
 // here; runs of whole frames inside one chunk are passed through as a zero-copy subarray).
 // attachWire() plumbs stream <-> guard <-> checker <-> wire (wire-guard.ts owns what the wire may
-// be handed and keeps its parser from throwing into the process) and tears both down together.
+// be handed and keeps its parser from throwing into the process), caps what we queue for a peer
+// that does not read, and tears stream and wire down together.
 import type { Duplex } from 'node:stream'
 import type Wire from 'bittorrent-protocol'
 import { SwarmError, isSwarmError } from '../errors.js'
@@ -14,6 +15,11 @@ import { HANDSHAKE_LENGTH, PSTRLEN, WireChecker, guardWire } from './wire-guard.
 export { HANDSHAKE_LENGTH }
 /** headroom above the largest legitimate payload (piece or bitfield) for headers and slack */
 export const FRAME_SLACK = 64 * 1024
+/**
+ * a peer that leaves this much of what we sent it unread is dropped: twice what serve.ts can have
+ * queued for an honest reader (SEND_HIGH_WATER + MAX_READS_PER_WIRE pieces of PIECE_SIZE)
+ */
+export const MAX_QUEUED_SEND_BYTES = 16 * 1024 * 1024
 
 /** the largest frame a peer may send for content with this geometry */
 export function maxFrameFor (pieceSize: number, numPieces: number): number {
@@ -112,10 +118,12 @@ export class FrameGuard {
 
 /**
  * Connects stream and wire through guard and a WireChecker. Everything the wire emits goes to the
- * stream; when either side closes, the guard or checker trips, or the wire's parser throws, both
- * are torn down and onClose runs once (with the error, if any). The wire's own backpressure is not used: it parses synchronously.
+ * stream; when either side closes, the guard or checker trips, the wire's parser throws, or more
+ * than maxQueued() bytes wait in the stream's write buffer, both are torn down and onClose runs
+ * once (with the error, if any). The wire's own backpressure is not used: it parses synchronously.
  */
-export function attachWire (stream: Duplex, wire: Wire, guard: FrameGuard, onClose: (err?: Error) => void): (err?: Error) => void {
+export function attachWire (stream: Duplex, wire: Wire, guard: FrameGuard, onClose: (err?: Error) => void,
+  maxQueued: () => number = () => MAX_QUEUED_SEND_BYTES): (err?: Error) => void {
   const checker = new WireChecker()
   let closed = false
   const close = (err?: Error): void => {
@@ -144,7 +152,12 @@ export function attachWire (stream: Duplex, wire: Wire, guard: FrameGuard, onClo
   stream.on('end', () => close())
   stream.on('close', () => close())
   wire.on('data', (d: Uint8Array) => {
-    if (!closed && !stream.destroyed) stream.write(d)
+    if (closed || stream.destroyed) return
+    stream.write(d)
+    const limit = maxQueued()
+    if (stream.writableLength > limit) {
+      close(new SwarmError('ERR_PROTOCOL', `peer is not reading: ${stream.writableLength} bytes queued for it (limit ${limit})`))
+    }
   })
   wire.on('error', (err: Error) => close(err))
   wire.on('close', () => close())
