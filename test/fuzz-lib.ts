@@ -10,6 +10,8 @@ import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { Duplex } from 'node:stream'
+import { setFlagsFromString } from 'node:v8'
+import { runInNewContext } from 'node:vm'
 import { isSwarmError, SwarmError } from '../src/errors.js'
 import { fileRoot, pieceCount, pieceLayerOf, LEAF_SIZE } from '../src/merkle/bep52.js'
 import { Download } from '../src/swarm/download.js'
@@ -187,7 +189,7 @@ export function mutate (rng: Rng, buf: Buffer): Buffer {
     case 4: { const i = at(); return Buffer.concat([b.subarray(0, i), rng.bytes(1 + rng.int(16)), b.subarray(i)]) } // insert
     case 5: { const i = at(); return Buffer.concat([b.subarray(0, i), b.subarray(i + 1 + rng.int(16))]) } // delete
     case 6: { const i = at(); const j = at(); return Buffer.concat([b.subarray(0, i), b.subarray(j), b.subarray(i)]) } // splice with itself
-    case 7: { if (b.length > 0) { const i = at(); b.fill(rng.int(256), i, i + 1 + rng.int(32)) } return b }
+    case 7: { if (b.length > 0) { const i = at(); b.fill(rng.int(256), i, Math.min(b.length, i + 1 + rng.int(32))) } return b }
     default: { const n = 1 + rng.int(4); for (let k = 0; k < n && b.length > 0; k++) b[at()] = rng.int(256); return b }
   }
 }
@@ -216,4 +218,416 @@ export function chunked (rng: Rng, buf: Buffer): Buffer[] {
 export function tempDir (): { dir: string, remove: () => void } {
   const dir = mkdtempSync(join(tmpdir(), 'swarm-fuzz-'))
   return { dir, remove: () => { rmSync(dir, { recursive: true, force: true, maxRetries: 5, retryDelay: 50 }) } }
+}
+
+// ---------------------------------------------------------------- control frames
+
+const STRING_PARTS = ['a', 'share', 'docs/readme.md', 'é', '😀', '\u0000', '..', '/', ' ', 'ünï', 'x'.repeat(40)]
+
+function randomString (rng: Rng): string {
+  let s = ''
+  const n = rng.int(4)
+  for (let i = 0; i < n; i++) s += rng.pick(STRING_PARTS)
+  return s
+}
+
+function randomEntry (rng: Rng): WireEntry {
+  const version: Record<string, number> = {}
+  const nv = rng.int(4)
+  for (let i = 0; i < nv; i++) version[randomString(rng) + String(i)] = rng.int(1000)
+  const data = rng.chance(0.3) ? rng.bytes(rng.int(40)) : undefined
+  return {
+    entry: {
+      path: randomString(rng) + 'f',
+      type: rng.chance(0.2) ? 'dir' : 'file',
+      deleted: rng.chance(0.2),
+      size: data?.length ?? rng.int(1 << 20),
+      mtime: 1_700_000_000_000 + rng.int(1e9),
+      root: rng.bytes(32),
+      version,
+      by: randomString(rng)
+    },
+    data
+  }
+}
+
+/** one valid control frame (length prefix included), any type */
+export function validControlFrame (rng: Rng): Buffer {
+  switch (rng.int(7)) {
+    case 0: return encode.hello(rng.bytes(32))
+    case 1: return encode.auth(rng.bytes(32))
+    case 2: return encode.shares(Array.from({ length: rng.int(3) }, () => ({ id: randomString(rng), indexId: randomString(rng), root: rng.bytes(32) })))
+    case 3: return encode.subscribe(randomString(rng), randomString(rng), rng.int(1e6))
+    case 4: return encode.entries(randomString(rng), rng.int(1e6), Array.from({ length: rng.int(4) }, () => randomEntry(rng)))
+    case 5: return encode.root(randomString(rng), rng.bytes(32), rng.chance(0.5))
+    default: return encode.error(randomString(rng), randomString(rng))
+  }
+}
+
+/** a control frame as the fuzzer feeds it: random bytes, a mutated valid frame, or (rarely) a valid one */
+function controlInput (rng: Rng): Buffer {
+  const r = rng.next()
+  if (r < 0.2) return rng.bytes(rng.int(rng.chance(0.9) ? 48 : 600))
+  const valid = validControlFrame(rng)
+  return r < 0.95 ? mutateMany(rng, valid) : valid
+}
+
+// ---------------------------------------------------------------- bencode for extended handshakes
+
+const BENCODE_KEYS = ['m', 'v', 'p', 'swarm_layer', 'ut_pex', 'toString', 'valueOf', '__proto__', 'constructor', '\uFEFFm', '']
+
+function benString (s: Buffer | string): string {
+  const b = typeof s === 'string' ? Buffer.from(s) : s
+  return `${b.length}:${b.toString('latin1')}`
+}
+
+/** a random bencoded value (as a latin1 string), biased towards the shapes the Wire trips on */
+export function randomBencode (rng: Rng, depth = 0): string {
+  const r = rng.int(depth > 3 ? 3 : 6)
+  if (r === 0) return `i${rng.pick([0, 1, 255, 256, -1, 2 ** 40, rng.int(300)])}e`
+  if (r === 1) return benString(rng.chance(0.5) ? rng.pick(BENCODE_KEYS) : rng.bytes(rng.int(6)))
+  if (r === 2) return rng.chance(0.05) ? 'l'.repeat(3000) + 'e'.repeat(3000) : `i${rng.int(10)}e`
+  if (r === 3) return 'l' + Array.from({ length: rng.int(3) }, () => randomBencode(rng, depth + 1)).join('') + 'e'
+  return 'd' + Array.from({ length: rng.int(4) }, () => benString(rng.pick(BENCODE_KEYS)) + randomBencode(rng, depth + 1)).join('') + 'e'
+}
+
+/** an extended handshake: a dict whose m is random (sometimes a valid mapping) */
+export function randomExtendedHandshake (rng: Rng): Buffer {
+  const m = rng.chance(0.3) ? `d11:swarm_layeri${rng.int(3)}ee` : randomBencode(rng, 1)
+  return btExtended(0, `d1:m${m}${rng.chance(0.3) ? '1:v' + randomBencode(rng, 1) : ''}e`)
+}
+
+// ---------------------------------------------------------------- the piece wire's corpora
+
+/** CHUNK messages carrying the whole layer, then NONE */
+function layerMessages (layer: Buffer | null): Buffer[] {
+  const out = [btExtended(1, Buffer.of(2))]
+  if (layer === null) return out
+  const msg = Buffer.alloc(9 + layer.length)
+  msg[0] = 1
+  msg.writeUInt32BE(layer.length, 1)
+  msg.writeUInt32BE(0, 5)
+  layer.copy(msg, 9)
+  out.push(btExtended(1, msg))
+  return out
+}
+
+function commonMessages (src: MemSource): Buffer[] {
+  const n = src.numPieces
+  return [
+    Buffer.alloc(4), // keep-alive
+    btMessage(ID.CHOKE), btMessage(ID.UNCHOKE), btMessage(ID.INTERESTED), btMessage(ID.UNINTERESTED),
+    btMessage(ID.HAVE, [n - 1]), btMessage(ID.HAVE_ALL), btMessage(ID.HAVE_NONE),
+    btMessage(ID.BITFIELD, [], Buffer.alloc(Math.ceil(n / 8), 0xff)),
+    btFrame(Buffer.of(ID.PORT, 0x1a, 0xe1)), btMessage(ID.SUGGEST, [0]), btMessage(ID.ALLOWED_FAST, [1]),
+    btExtended(0, HONEST_EXT_HANDSHAKE), btExtended(0, 'd1:md11:swarm_layeri1e6:ut_pexi2ee1:v4:testl1:ai1eee')
+  ]
+}
+
+/** what a downloader sends a server */
+function serveCorpus (src: MemSource): Buffer[] {
+  const out = commonMessages(src)
+  for (let i = 0; i < src.numPieces; i++) {
+    const len = src.piece(i).length
+    out.push(btMessage(ID.REQUEST, [i, 0, len]), btMessage(ID.CANCEL, [i, 0, len]), btMessage(ID.REQUEST, [i, 100, 1000]))
+  }
+  out.push(btExtended(1, Buffer.of(0)), btMessage(ID.PIECE, [0, 0], src.piece(0).subarray(0, 64)), btMessage(ID.REJECT, [0, 0, 16384]))
+  return out
+}
+
+/** what a holder sends a downloader */
+function downloadCorpus (src: MemSource): Buffer[] {
+  const out = commonMessages(src)
+  for (let i = 0; i < src.numPieces; i++) {
+    const p = src.piece(i)
+    out.push(btMessage(ID.PIECE, [i, 0], p), btMessage(ID.REJECT, [i, 0, p.length]), btMessage(ID.HAVE, [i]))
+  }
+  out.push(...layerMessages(src.layer), btMessage(ID.REQUEST, [0, 0, 16384]))
+  return out
+}
+
+// ---------------------------------------------------------------- running the targets
+
+export type Target = 'decode' | 'splitter' | 'serve' | 'download'
+export const TARGETS: readonly Target[] = ['decode', 'splitter', 'serve', 'download']
+
+export interface Crash { target: Target, input: string, error: string }
+
+export interface FuzzReport {
+  inputs: Record<Target, number>
+  /** things that must never happen */
+  crashes: Crash[]
+  /** peer messages that threw inside the Wire and were caught by guardWire (a gap in WireChecker) */
+  parserThrows: Crash[]
+  sessions: { serve: number, download: number }
+  /** sessions our side closed because of what the peer sent */
+  peerDropped: number
+  /** downloads the fuzzer drove to completion with valid pieces */
+  downloadsCompleted: number
+  /** the largest partial message ever left buffered inside a serving Wire */
+  maxWireBuffered: number
+  /** the largest write buffer seen on our side of a session */
+  maxQueued: number
+}
+
+const MAX_HEX = 512
+/** how guardWire (src/swarm/wire-guard.ts) words an error it caught inside the Wire's parser */
+const PARSER_THROW = 'peer message failed in the wire'
+
+function hex (b: Buffer): string {
+  return b.length <= MAX_HEX ? b.toString('hex') : `${b.subarray(0, MAX_HEX).toString('hex')}…(${b.length} bytes)`
+}
+
+function stackOf (err: unknown): string {
+  return err instanceof Error ? (err.stack ?? err.message) : String(err)
+}
+
+/** runs fn on input; anything thrown but SwarmError ERR_PROTOCOL is a crash */
+export function runCodec (target: Target, input: Buffer, fn: () => void, crashes: Crash[]): void {
+  try {
+    fn()
+  } catch (err) {
+    if (!isSwarmError(err, 'ERR_PROTOCOL')) crashes.push({ target, input: hex(input), error: stackOf(err) })
+  }
+}
+
+function fuzzDecode (rng: Rng, crashes: Crash[]): void {
+  const frame = controlInput(rng)
+  const body = rng.chance(0.8) && frame.length >= 4 ? frame.subarray(4) : frame
+  runCodec('decode', body, () => { decode(body) }, crashes)
+}
+
+function fuzzSplitter (rng: Rng, crashes: Crash[]): void {
+  const stream = Buffer.concat(Array.from({ length: 1 + rng.int(3) }, () => rng.chance(0.7) ? validControlFrame(rng) : controlInput(rng)))
+  runCodec('splitter', stream, () => {
+    const s = new FrameSplitter()
+    for (const c of chunked(rng, stream)) for (const body of s.push(c)) runCodec('decode', body, () => { decode(body) }, crashes)
+  }, crashes)
+}
+
+interface Session {
+  ours: PipeEnd
+  theirs: PipeEnd
+  closed: boolean
+  err: unknown
+  recent: Buffer[]
+  count: number
+  wire: unknown
+  /** share of this session's inputs that are mutated or random (varies so some sessions go deep) */
+  noise: number
+  /** valid messages sent first, in order (a holder's honest opening) */
+  script: Buffer[]
+}
+
+/** inputs written between two turns of the event loop */
+const BATCH = 8
+/** a session is ended after this many inputs even if nobody closed it */
+const MAX_SESSION_INPUTS = 64
+/** a Download is replaced after this many sessions (fresh state) */
+const SESSIONS_PER_DOWNLOAD = 40
+
+const NOISE_LEVELS = [0.01, 0.05, 0.2, 0.5]
+
+function newSession (rng: Rng, script: Buffer[] = []): Session {
+  const [ours, theirs] = duplexPair()
+  theirs.on('data', () => {}) // the hostile peer reads everything
+  return { ours, theirs, closed: false, err: undefined, recent: [], count: 0, wire: null, noise: rng.pick(NOISE_LEVELS), script: [...script] }
+}
+
+/** Drives all four targets from one seed. Install, run, then read the report. */
+export class Fuzzer {
+  readonly report: FuzzReport = {
+    inputs: { decode: 0, splitter: 0, serve: 0, download: 0 },
+    crashes: [],
+    parserThrows: [],
+    sessions: { serve: 0, download: 0 },
+    peerDropped: 0,
+    downloadsCompleted: 0,
+    maxWireBuffered: 0,
+    maxQueued: 0
+  }
+
+  private readonly rng: Rng
+  private readonly src: MemSource
+  private readonly serveMsgs: Buffer[]
+  private readonly downloadMsgs: Buffer[]
+  private readonly holderScript: Buffer[]
+  private serve: Session | null = null
+  private dlSession: Session | null = null
+  private dl: Download | null = null
+  private dlSessions = 0
+  private current: Session | null = null
+  private currentTarget: Target = 'decode'
+  private readonly onUncaught = (err: unknown): void => {
+    this.report.crashes.push({ target: this.currentTarget, input: (this.current?.recent ?? []).map(hex).join(' '), error: stackOf(err) })
+  }
+
+  constructor (seed: number, private readonly partPath: string) {
+    this.rng = new Rng(seed)
+    this.src = smallSource(this.rng)
+    this.serveMsgs = serveCorpus(this.src)
+    this.downloadMsgs = downloadCorpus(this.src)
+    this.holderScript = [btExtended(0, HONEST_EXT_HANDSHAKE), btMessage(ID.BITFIELD, [], Buffer.alloc(Math.ceil(this.src.numPieces / 8), 0xff)), btMessage(ID.UNCHOKE)]
+  }
+
+  /** count inputs spread over the targets (decode 40%, splitter 30%, serve 15%, download 15%) */
+  async run (count: number, onProgress?: (done: number) => void): Promise<FuzzReport> {
+    process.on('uncaughtException', this.onUncaught)
+    process.on('unhandledRejection', this.onUncaught)
+    try {
+      let sinceYield = 0
+      for (let i = 0; i < count; i++) {
+        const r = this.rng.next()
+        if (r < 0.4) this.step('decode')
+        else if (r < 0.7) this.step('splitter')
+        else {
+          this.step(r < 0.85 ? 'serve' : 'download')
+          if (++sinceYield >= BATCH) {
+            sinceYield = 0
+            await turn()
+          }
+        }
+        if (onProgress !== undefined && (i & 0xffff) === 0) onProgress(i)
+      }
+      await this.finish()
+    } finally {
+      process.off('uncaughtException', this.onUncaught)
+      process.off('unhandledRejection', this.onUncaught)
+    }
+    return this.report
+  }
+
+  private step (target: Target): void {
+    this.currentTarget = target
+    this.report.inputs[target]++
+    if (target === 'decode') fuzzDecode(this.rng, this.report.crashes)
+    else if (target === 'splitter') fuzzSplitter(this.rng, this.report.crashes)
+    else if (target === 'serve') this.stepServe()
+    else this.stepDownload()
+  }
+
+  // ---- serveWire()
+
+  private stepServe (): void {
+    let s = this.serve
+    if (s === null || s.closed || s.count >= MAX_SESSION_INPUTS) {
+      if (s !== null) this.endSession(s)
+      s = this.openServe()
+    }
+    this.feed(s, this.serveMsgs)
+  }
+
+  private openServe (): Session {
+    const s = newSession(this.rng)
+    const src = this.src
+    s.wire = serveWire(s.ours, {
+      peerId: peerIdOf('fuzz-srv'),
+      lookup: (ih) => ih.equals(src.infoHash) ? src : undefined,
+      onClose: (err) => { this.onSessionClosed(s, err) }
+    })
+    this.serve = s
+    this.report.sessions.serve++
+    this.handshake(s)
+    return s
+  }
+
+  // ---- Download.addPeer()
+
+  private stepDownload (): void {
+    let s = this.dlSession
+    if (s === null || s.closed || s.count >= MAX_SESSION_INPUTS) {
+      if (s !== null) this.endSession(s)
+      s = this.openDownloadPeer()
+    }
+    this.feed(s, this.downloadMsgs)
+  }
+
+  private download (): Download {
+    if (this.dl !== null && this.dlSessions < SESSIONS_PER_DOWNLOAD) return this.dl
+    this.dl?.abort()
+    const src = this.src
+    const dl = new Download({ root: src.root, size: src.size, pieceSize: src.pieceSize, partPath: this.partPath, peerId: peerIdOf('fuzz-dl'), layer: this.rng.chance(0.5) ? src.layer : undefined })
+    dl.on('peer-error', () => {})
+    dl.start().then(() => { this.report.downloadsCompleted++ }, () => {})
+    this.dl = dl
+    this.dlSessions = 0
+    return dl
+  }
+
+  private openDownloadPeer (): Session {
+    const dl = this.download()
+    this.dlSessions++
+    const s = newSession(this.rng, this.holderScript)
+    s.ours.once('close', () => { this.onSessionClosed(s, s.ours.errored ?? undefined) })
+    this.handshake(s)
+    dl.addPeer(s.ours, `fuzz-${this.report.sessions.download}`)
+    this.dlSession = s
+    this.report.sessions.download++
+    return s
+  }
+
+  // ---- sessions
+
+  /** the first input of a session: its handshake, rarely mutated */
+  private handshake (s: Session): void {
+    const hs = btHandshake(this.src.infoHash, peerIdOf('fuzz-peer'), this.rng.chance(0.9) ? RESERVED_EXT_FAST : this.rng.bytes(8))
+    this.write(s, this.rng.chance(0.05) ? mutateMany(this.rng, hs) : hs)
+  }
+
+  /** one input: the session's next scripted or a random valid message, a mutated one, or random bytes */
+  private feed (s: Session, corpus: Buffer[]): void {
+    const valid = s.script.shift() ?? this.rng.pick(corpus)
+    let input = valid
+    if (this.rng.chance(s.noise)) {
+      const r = this.rng.next()
+      input = r < 0.2 ? this.rng.bytes(1 + this.rng.int(64)) : r < 0.4 ? randomExtendedHandshake(this.rng) : mutateMany(this.rng, valid)
+    }
+    this.write(s, input)
+  }
+
+  private write (s: Session, input: Buffer): void {
+    this.current = s
+    s.count++
+    s.recent.push(input)
+    if (s.recent.length > BATCH * 2) s.recent.shift()
+    if (s.closed || s.theirs.destroyed) return
+    const parts = this.rng.chance(0.2) ? chunked(this.rng, input) : [input]
+    for (const p of parts) s.theirs.write(p)
+    this.report.maxQueued = Math.max(this.report.maxQueued, s.ours.writableLength)
+  }
+
+  private onSessionClosed (s: Session, err: unknown): void {
+    if (s.closed) return
+    s.closed = true
+    s.err = err
+    if (err === undefined) return
+    this.report.peerDropped++
+    if (isSwarmError(err) && err.message.startsWith(PARSER_THROW)) {
+      this.report.parserThrows.push({ target: this.currentTarget, input: s.recent.map(hex).join(' '), error: stackOf(err.cause) })
+    }
+  }
+
+  private endSession (s: Session): void {
+    const buffered = (s.wire as { _bufferSize?: number } | null)?._bufferSize ?? 0
+    this.report.maxWireBuffered = Math.max(this.report.maxWireBuffered, buffered)
+    s.theirs.destroy()
+  }
+
+  private async finish (): Promise<void> {
+    for (const s of [this.serve, this.dlSession]) if (s !== null) this.endSession(s)
+    this.dl?.abort()
+    await turn()
+    await turn()
+  }
+}
+
+function turn (): Promise<void> { return new Promise(resolve => setImmediate(resolve)) }
+
+export function mib (bytes: number): number { return bytes / (1024 * 1024) }
+
+/** a full garbage collection (for heap-growth figures), without needing --expose-gc on the command line */
+export function forceGc (): void {
+  setFlagsFromString('--expose-gc')
+  const gc = runInNewContext('gc') as () => void
+  gc()
 }
