@@ -362,11 +362,13 @@ export interface FuzzReport {
   sessions: { serve: number, download: number }
   /** sessions our side closed because of what the peer sent */
   peerDropped: number
+  /** of those, peers dropped for leaving more than FUZZ_SEND_CAP unread */
+  notReading: number
   /** downloads the fuzzer drove to completion with valid pieces */
   downloadsCompleted: number
   /** the largest partial message ever left buffered inside a serving Wire */
   maxWireBuffered: number
-  /** the largest write buffer seen on our side of a session */
+  /** the largest write buffer seen on our side of a session (FUZZ_SEND_CAP + one message at most) */
   maxQueued: number
 }
 
@@ -427,10 +429,16 @@ const MAX_SESSION_INPUTS = 64
 const SESSIONS_PER_DOWNLOAD = 40
 
 const NOISE_LEVELS = [0.01, 0.05, 0.2, 0.5]
+/** sessions whose peer never reads what we send */
+const NON_READERS = 0.1
+/** the send cap in fuzzed sessions: small, so peers that never read hit it within a session */
+export const FUZZ_SEND_CAP = 32 * 1024
 
-function newSession (rng: Rng, script: Buffer[] = []): Session {
-  const [ours, theirs] = duplexPair()
-  theirs.on('data', () => {}) // the hostile peer reads everything
+function newSession (rng: Rng, script: Buffer[]): Session {
+  const reads = !rng.chance(NON_READERS)
+  const [ours, theirs] = duplexPair(reads ? undefined : 1024) // a non-reader's end takes in little
+  theirs.on('data', () => {}) // the hostile peer reads everything…
+  if (!reads) theirs.pause() // …or nothing
   return { ours, theirs, closed: false, err: undefined, recent: [], count: 0, wire: null, noise: rng.pick(NOISE_LEVELS), script: [...script] }
 }
 
@@ -442,6 +450,7 @@ export class Fuzzer {
     parserThrows: [],
     sessions: { serve: 0, download: 0 },
     peerDropped: 0,
+    notReading: 0,
     downloadsCompleted: 0,
     maxWireBuffered: 0,
     maxQueued: 0
@@ -452,6 +461,7 @@ export class Fuzzer {
   private readonly serveMsgs: Buffer[]
   private readonly downloadMsgs: Buffer[]
   private readonly holderScript: Buffer[]
+  private readonly downloaderScript = [btExtended(0, HONEST_EXT_HANDSHAKE), btMessage(ID.INTERESTED)]
   private serve: Session | null = null
   private dlSession: Session | null = null
   private dl: Download | null = null
@@ -518,12 +528,13 @@ export class Fuzzer {
   }
 
   private openServe (): Session {
-    const s = newSession(this.rng)
+    const s = newSession(this.rng, this.downloaderScript)
     const src = this.src
     s.wire = serveWire(s.ours, {
       peerId: peerIdOf('fuzz-srv'),
       lookup: (ih) => ih.equals(src.infoHash) ? src : undefined,
-      onClose: (err) => { this.onSessionClosed(s, err) }
+      onClose: (err) => { this.onSessionClosed(s, err) },
+      maxQueuedSendBytes: FUZZ_SEND_CAP
     })
     this.serve = s
     this.report.sessions.serve++
@@ -546,7 +557,7 @@ export class Fuzzer {
     if (this.dl !== null && this.dlSessions < SESSIONS_PER_DOWNLOAD) return this.dl
     this.dl?.abort()
     const src = this.src
-    const dl = new Download({ root: src.root, size: src.size, pieceSize: src.pieceSize, partPath: this.partPath, peerId: peerIdOf('fuzz-dl'), layer: this.rng.chance(0.5) ? src.layer : undefined })
+    const dl = new Download({ root: src.root, size: src.size, pieceSize: src.pieceSize, partPath: this.partPath, peerId: peerIdOf('fuzz-dl'), maxQueuedSendBytes: FUZZ_SEND_CAP, layer: this.rng.chance(0.5) ? src.layer : undefined })
     dl.on('peer-error', () => {})
     dl.start().then(() => { this.report.downloadsCompleted++ }, () => {})
     this.dl = dl
@@ -602,6 +613,7 @@ export class Fuzzer {
     s.err = err
     if (err === undefined) return
     this.report.peerDropped++
+    if (isSwarmError(err) && err.message.startsWith('peer is not reading')) this.report.notReading++
     if (isSwarmError(err) && err.message.startsWith(PARSER_THROW)) {
       this.report.parserThrows.push({ target: this.currentTarget, input: s.recent.map(hex).join(' '), error: stackOf(err.cause) })
     }

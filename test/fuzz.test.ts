@@ -8,7 +8,7 @@ import assert from 'node:assert/strict'
 import { join } from 'node:path'
 import { SwarmError } from '../src/errors.js'
 import { maxFrameFor } from '../src/swarm/framing.js'
-import { Fuzzer, Rng, forceGc, mib, mutateMany, randomExtendedHandshake, runCodec, tempDir, validControlFrame, type Crash } from './fuzz-lib.js'
+import { FUZZ_SEND_CAP, Fuzzer, Rng, forceGc, mib, mutateMany, randomExtendedHandshake, runCodec, tempDir, validControlFrame, type Crash } from './fuzz-lib.js'
 
 const SEED = 0xf00d
 /** inputs over all four targets; about 3 s on one core */
@@ -37,6 +37,8 @@ test(`${COUNT} seeded inputs: no crash, no parser throw, no unbounded buffering`
   assert.ok(report.peerDropped > 100, `peers dropped: ${report.peerDropped}`)
   assert.ok(report.downloadsCompleted > 0, 'some downloads completed from fuzzed sessions')
   assert.ok(report.maxWireBuffered <= maxFrameFor(16384, 4), `wire buffered ${report.maxWireBuffered}`)
+  assert.ok(report.notReading > 0, 'peers that never read were dropped')
+  assert.ok(report.maxQueued <= FUZZ_SEND_CAP + maxFrameFor(16384, 4), `queued ${report.maxQueued}`)
   assert.ok(growth < MAX_HEAP_GROWTH_MIB, `heap grew ${growth.toFixed(1)} MiB`)
 })
 
