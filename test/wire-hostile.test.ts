@@ -16,7 +16,7 @@ import { MAX_READS_PER_WIRE, SEND_HIGH_WATER, sendLimitFor, serveWire } from '..
 import type { PieceSource } from '../src/swarm/source.js'
 import {
   Rng, duplexPair, MemSource, peerIdOf, btHandshake, btMessage, btExtended, btFrame, tempDir,
-  BT_PROTOCOL, ID, RESERVED_EXT, RESERVED_EXT_FAST, HONEST_EXT_HANDSHAKE, type PipeEnd
+  ID, RESERVED_EXT, RESERVED_EXT_FAST, HONEST_EXT_HANDSHAKE, type PipeEnd
 } from './fuzz-lib.js'
 
 const uncaught: unknown[] = []
