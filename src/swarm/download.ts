@@ -12,8 +12,8 @@
 //   verifies every piece against the layer/root (verify-pool.ts) before it is accepted, and is
 //   the only thing that writes to disk — positional writes into partPath and nothing else; the
 //   caller renames the part file into place.
-// - FrameGuard (framing.ts) sits between each stream and its wire; layer.ts is the swarm_layer
-//   extension that carries the piece layer.
+// - FrameGuard (framing.ts) sits between each stream and its wire, with wire-guard.ts checking
+//   what reaches the wire; layer.ts is the swarm_layer extension that carries the piece layer.
 // A Download is also a PieceSource: serveWire() can serve the pieces it has already written.
 import { EventEmitter } from 'node:events'
 import { constants as fsConstants } from 'node:fs'
@@ -22,7 +22,7 @@ import type { Duplex } from 'node:stream'
 import Wire from 'bittorrent-protocol'
 import { SwarmError, isSwarmError } from '../errors.js'
 import { PIECE_SIZE, pieceCount, verifyPieceLayer } from '../merkle/bep52.js'
-import { FrameGuard, attachWire, maxFrameFor } from './framing.js'
+import { FrameGuard, MAX_QUEUED_SEND_BYTES, attachWire, maxFrameFor } from './framing.js'
 import { LayerAssembler, sendLayerRequest, useLayerExtension } from './layer.js'
 import { Picker } from './picker.js'
 import { pieceLength, readFully, type PieceSource } from './source.js'
@@ -54,6 +54,8 @@ export interface DownloadOptions {
   layer?: Buffer | null
   /** our 20-byte wire peer id */
   peerId: Buffer
+  /** drop a peer once this many bytes wait unread for it (default MAX_QUEUED_SEND_BYTES) */
+  maxQueuedSendBytes?: number
 }
 
 export interface DownloadStats {
@@ -126,6 +128,7 @@ export class Download extends EventEmitter implements PieceSource {
   readonly stats: DownloadStats = { piecesFetched: 0, bytesFetched: 0, perPeer: new Map(), verifyFailures: 0 }
 
   private readonly peerId: Buffer
+  private readonly maxQueued: number
   private readonly infoHash: Buffer
   private readonly infoHashHex: string
   private readonly bits: Uint8Array // pieces verified AND written
@@ -157,6 +160,7 @@ export class Download extends EventEmitter implements PieceSource {
     this.numPieces = pieceCount(this.size, this.pieceSize) // validates size and pieceSize
     this.partPath = opts.partPath
     this.peerId = opts.peerId
+    this.maxQueued = opts.maxQueuedSendBytes ?? MAX_QUEUED_SEND_BYTES
     if (this.root.length !== 32) throw new SwarmError('ERR_BAD_ARGUMENT', 'root must be 32 bytes')
     if (this.peerId.length !== 20) throw new SwarmError('ERR_BAD_ARGUMENT', 'peerId must be 20 bytes')
     this.infoHash = this.root.subarray(0, 20)
@@ -351,7 +355,7 @@ export class Download extends EventEmitter implements PieceSource {
     })
     this.peers.add(peer)
     const guard = new FrameGuard(maxFrameFor(this.pieceSize, this.numPieces))
-    peer.close = attachWire(stream, wire, guard, (err) => { this.onPeerClosed(peer, err) })
+    peer.close = attachWire(stream, wire, guard, (err) => { this.onPeerClosed(peer, err) }, () => this.maxQueued)
     if (peer.closed) return
     wire.setTimeout(REQUEST_TIMEOUT_MS, true)
     wire.on('handshake', (infoHash: string) => {
@@ -504,7 +508,12 @@ export class Download extends EventEmitter implements PieceSource {
     set.add(peer)
     peer.inflight.add(index)
     peer.sendRequest(index, pieceLength(index, this.size, this.pieceSize), (err, buf) => {
-      this.onPieceResult(peer, index, err, buf)
+      // called inside the wire's parser (piece, reject, choke) or on close: never throw into it
+      try {
+        this.onPieceResult(peer, index, err, buf)
+      } catch (e) {
+        peer.close(asSwarmError(e))
+      }
     })
   }
 

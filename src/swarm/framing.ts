@@ -4,15 +4,22 @@
 // forever), and hands the Wire only whole frames — so the Wire never has a partial message
 // buffered and never re-concatenates (a frame split over socket chunks is joined exactly once
 // here; runs of whole frames inside one chunk are passed through as a zero-copy subarray).
-// attachWire() plumbs stream <-> guard <-> wire and tears both down together.
+// attachWire() plumbs stream <-> guard <-> checker <-> wire (wire-guard.ts owns what the wire may
+// be handed and keeps its parser from throwing into the process), caps what we queue for a peer
+// that does not read, and tears stream and wire down together.
 import type { Duplex } from 'node:stream'
 import type Wire from 'bittorrent-protocol'
-import { SwarmError } from '../errors.js'
+import { SwarmError, isSwarmError } from '../errors.js'
+import { HANDSHAKE_LENGTH, PSTRLEN, WireChecker, guardWire } from './wire-guard.js'
 
-export const HANDSHAKE_LENGTH = 68
-const PSTRLEN = 19
+export { HANDSHAKE_LENGTH }
 /** headroom above the largest legitimate payload (piece or bitfield) for headers and slack */
 export const FRAME_SLACK = 64 * 1024
+/**
+ * a peer that leaves this much of what we sent it unread is dropped: twice what serve.ts can have
+ * queued for an honest reader (SEND_HIGH_WATER + MAX_READS_PER_WIRE pieces of PIECE_SIZE)
+ */
+export const MAX_QUEUED_SEND_BYTES = 16 * 1024 * 1024
 
 /** the largest frame a peer may send for content with this geometry */
 export function maxFrameFor (pieceSize: number, numPieces: number): number {
@@ -110,11 +117,14 @@ export class FrameGuard {
 }
 
 /**
- * Connects stream and wire through guard. Everything the wire emits goes to the stream; when
- * either side closes or the guard trips, both are torn down and onClose runs once (with the
- * error, if any). The wire's own backpressure is not used: it parses synchronously.
+ * Connects stream and wire through guard and a WireChecker. Everything the wire emits goes to the
+ * stream; when either side closes, the guard or checker trips, the wire's parser throws, or more
+ * than maxQueued() bytes wait in the stream's write buffer, both are torn down and onClose runs
+ * once (with the error, if any). The wire's own backpressure is not used: it parses synchronously.
  */
-export function attachWire (stream: Duplex, wire: Wire, guard: FrameGuard, onClose: (err?: Error) => void): (err?: Error) => void {
+export function attachWire (stream: Duplex, wire: Wire, guard: FrameGuard, onClose: (err?: Error) => void,
+  maxQueued: () => number = () => MAX_QUEUED_SEND_BYTES): (err?: Error) => void {
+  const checker = new WireChecker()
   let closed = false
   const close = (err?: Error): void => {
     if (closed) return
@@ -126,21 +136,28 @@ export function attachWire (stream: Duplex, wire: Wire, guard: FrameGuard, onClo
   }
   const onData = (chunk: Buffer): void => {
     if (closed) return
-    let frames: Buffer[]
+    let units: Buffer[]
     try {
-      frames = guard.push(chunk)
+      units = guard.push(chunk)
+      for (const u of units) checker.check(u)
     } catch (err) {
-      close(err as Error)
+      close(isSwarmError(err) ? err : new SwarmError('ERR_PROTOCOL', (err as Error).message, { cause: err }))
       return
     }
-    for (const f of frames) wire.write(f)
+    for (const u of units) wire.write(u)
   }
+  guardWire(wire, close, () => closed)
   stream.on('data', onData)
   stream.on('error', (err: Error) => close(err))
   stream.on('end', () => close())
   stream.on('close', () => close())
   wire.on('data', (d: Uint8Array) => {
-    if (!closed && !stream.destroyed) stream.write(d)
+    if (closed || stream.destroyed) return
+    stream.write(d)
+    const limit = maxQueued()
+    if (stream.writableLength > limit) {
+      close(new SwarmError('ERR_PROTOCOL', `peer is not reading: ${stream.writableLength} bytes queued for it (limit ${limit})`))
+    }
   })
   wire.on('error', (err: Error) => close(err))
   wire.on('close', () => close())

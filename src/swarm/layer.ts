@@ -2,7 +2,8 @@
 // REQUEST; the server answers with the concatenated 32-byte piece hashes in CHUNK messages
 // (each well under any MAX_FRAME, in order, with the total length and the chunk's offset), or
 // NONE when it has no layer to give. The downloader assembles the chunks and checks the whole
-// layer against the root (verifyPieceLayer) before using it — that check is the caller's.
+// layer against the root (verifyPieceLayer) before using it — that check is the caller's. The
+// server sends the chunks as the stream drains (serve.ts), not all at once.
 //
 //   REQUEST  [0]
 //   CHUNK    [1][u32 total][u32 offset][bytes]
@@ -53,16 +54,16 @@ export function sendLayerNone (wire: Wire): void {
   wire.extended(LAYER_EXT, Buffer.of(NONE))
 }
 
-export function sendLayer (wire: Wire, layer: Buffer): void {
-  for (let off = 0; off < layer.length; off += LAYER_CHUNK_SIZE) {
-    const part = layer.subarray(off, Math.min(off + LAYER_CHUNK_SIZE, layer.length))
-    const msg = Buffer.allocUnsafe(9 + part.length)
-    msg[0] = CHUNK
-    msg.writeUInt32BE(layer.length, 1)
-    msg.writeUInt32BE(off, 5)
-    part.copy(msg, 9)
-    wire.extended(LAYER_EXT, msg)
-  }
+/** sends the CHUNK of layer starting at off; returns where the next one starts (the sender paces them) */
+export function sendLayerChunk (wire: Wire, layer: Buffer, off: number): number {
+  const end = Math.min(off + LAYER_CHUNK_SIZE, layer.length)
+  const msg = Buffer.allocUnsafe(9 + end - off)
+  msg[0] = CHUNK
+  msg.writeUInt32BE(layer.length, 1)
+  msg.writeUInt32BE(off, 5)
+  layer.copy(msg, 9, off, end)
+  wire.extended(LAYER_EXT, msg)
+  return end
 }
 
 /** Downloader side: gathers CHUNK messages into the layer of the expected length. */

@@ -3,13 +3,15 @@
 // handshakes back, sends its bitfield, unchokes the peer once interested, answers requests
 // (whole pieces or sub-ranges, bounds-checked, read on demand with at most MAX_READS_PER_WIRE
 // reads in flight and paused while the stream's send buffer is full), answers swarm_layer
-// requests, and forwards the source's later 'have' events so a partial holder serves at once.
+// requests (the layer's chunks paced by the same send buffer), and forwards the source's later
+// 'have' events so a partial holder serves at once. Whatever else a peer makes us send (rejects,
+// haves) is bounded by attachWire's cap on bytes queued for a peer that does not read.
 import type { Duplex } from 'node:stream'
 import Wire from 'bittorrent-protocol'
 import { SwarmError } from '../errors.js'
 import { PIECE_SIZE } from '../merkle/bep52.js'
-import { FrameGuard, attachWire, maxFrameFor } from './framing.js'
-import { isLayerRequest, sendLayer, sendLayerNone, useLayerExtension } from './layer.js'
+import { FrameGuard, MAX_QUEUED_SEND_BYTES, attachWire, maxFrameFor } from './framing.js'
+import { isLayerRequest, sendLayerChunk, sendLayerNone, useLayerExtension } from './layer.js'
 import { pieceLength, type PieceSource } from './source.js'
 
 /** concurrent piece reads per wire */
@@ -21,6 +23,11 @@ export const SEND_HIGH_WATER = 4 * 1024 * 1024
 /** layer requests a peer may make on one wire before it is dropped */
 export const MAX_LAYER_REQUESTS = 4
 
+/** bytes a peer may leave unread before it is dropped: twice what an honest reader can see queued */
+export function sendLimitFor (pieceSize: number): number {
+  return Math.max(MAX_QUEUED_SEND_BYTES, 2 * (SEND_HIGH_WATER + MAX_READS_PER_WIRE * pieceSize))
+}
+
 export interface ServeOptions {
   /** our 20-byte wire peer id */
   peerId: Buffer
@@ -28,6 +35,8 @@ export interface ServeOptions {
   lookup: (infoHash: Buffer) => PieceSource | undefined | Promise<PieceSource | undefined>
   /** called once when the wire is gone, with the reason if it was an error */
   onClose?: (err?: Error) => void
+  /** drop the peer once this many bytes wait unread for it (default: sendLimitFor the content's piece size) */
+  maxQueuedSendBytes?: number
 }
 
 interface Pending {
@@ -53,6 +62,8 @@ class ServeConn {
   private reading = 0
   private cache: { index: number, data: Promise<Buffer> } | null = null
   private layerRequests = 0
+  private layerOut: { layer: Buffer, off: number } | null = null // the piece layer being sent
+  private layerTick = false // a look at the send buffer is scheduled for the layer
   private readonly onSourceHave = (index: number): void => { this.sendHave(index) }
 
   constructor (private readonly stream: Duplex, private readonly opts: ServeOptions) {
@@ -61,9 +72,11 @@ class ServeConn {
       onReady: () => {},
       onMessage: (msg) => { this.guarded(() => this.onLayerMessage(msg)) }
     })
-    this.close = attachWire(stream, wire, this.guard, (err) => { this.onClosed(err) })
-    wire.once('handshake', (infoHash: string) => { void this.onHandshake(infoHash) })
-    wire.on('interested', () => { if (this.source !== null) this.sendUnchoke() })
+    this.close = attachWire(stream, wire, this.guard, (err) => { this.onClosed(err) }, () => this.sendLimit())
+    wire.once('handshake', (infoHash: string) => {
+      this.onHandshake(infoHash).catch((err: unknown) => { this.close(err as Error) })
+    })
+    wire.on('interested', () => { this.guarded(() => { if (this.source !== null) this.sendUnchoke() }) })
     wire.on('request', (index, offset, length, respond) => {
       this.guarded(() => this.onRequest(index, offset, length, respond))
     })
@@ -103,6 +116,10 @@ class ServeConn {
       source.on('have', this.onSourceHave)
       if (this.wire.peerInterested) this.sendUnchoke()
     })
+  }
+
+  private sendLimit (): number {
+    return this.opts.maxQueuedSendBytes ?? sendLimitFor(this.source?.pieceSize ?? PIECE_SIZE)
   }
 
   // ---- inbound
@@ -149,6 +166,7 @@ class ServeConn {
   }
 
   private pump (): void {
+    this.pumpLayer()
     while (!this.closed && this.reading < MAX_READS_PER_WIRE && this.queue.length > 0 && !this.backpressured()) {
       const p = this.queue.shift() as Pending
       if (p.cancelled) continue
@@ -168,6 +186,33 @@ class ServeConn {
         }
       )
     }
+  }
+
+  /**
+   * Sends layer chunks up to SEND_HIGH_WATER. The wire hands its output to the stream a
+   * microtask later, so the send buffer is looked at again after that ('drain' also pumps).
+   */
+  private pumpLayer (): void {
+    const out = this.layerOut
+    if (out === null || this.closed) return
+    this.guarded(() => {
+      let budget = SEND_HIGH_WATER - this.stream.writableLength
+      while (budget > 0 && out.off < out.layer.length) {
+        const next = sendLayerChunk(this.wire, out.layer, out.off)
+        budget -= next - out.off
+        out.off = next
+      }
+    })
+    if (out.off >= out.layer.length || this.closed) {
+      this.layerOut = null
+      return
+    }
+    if (this.layerTick) return
+    this.layerTick = true
+    setImmediate(() => {
+      this.layerTick = false
+      if (!this.backpressured()) this.pump()
+    })
   }
 
   private async read (p: Pending): Promise<Buffer> {
@@ -225,8 +270,11 @@ class ServeConn {
     p.respond(new Error(why))
   }
 
+  /** starts sending the layer (pumpLayer sends the chunks); a repeated request while it is under way is ignored */
   private sendLayer (layer: Buffer): void {
-    if (!this.closed) sendLayer(this.wire, layer)
+    if (this.closed || this.layerOut !== null) return
+    this.layerOut = { layer, off: 0 }
+    this.pumpLayer()
   }
 
   private sendLayerNone (): void {
@@ -239,6 +287,7 @@ class ServeConn {
     this.source?.release?.()
     this.queue.length = 0
     this.cache = null
+    this.layerOut = null
     this.opts.onClose?.(err)
   }
 }

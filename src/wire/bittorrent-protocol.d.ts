@@ -1,8 +1,10 @@
 // Types for the part of `bittorrent-protocol` (v5, ESM, untyped) that src/swarm/ uses: the
 // `Wire` class, a streamx Duplex speaking the BitTorrent peer wire protocol. Only what we call
 // is declared. Notes on its behaviour that matter to callers:
-// - writable side: feed it raw bytes from the peer (`write`); it parses and emits events.
-//   It puts no cap on a message's length — always put src/swarm/framing.ts in front of it.
+// - writable side: feed it raw bytes from the peer (`write`); it parses and emits events in a
+//   microtask, mostly outside any try/catch. It puts no cap on a message's length and a few
+//   messages throw or hang it (see src/swarm/wire-guard.ts) — always attach it with
+//   src/swarm/framing.ts's attachWire().
 // - readable side: emits the encoded outbound bytes as 'data' (piece payloads are pushed as
 //   the caller's own buffer, not copied).
 // - `request` callbacks fire with an Error on reject/choke/timeout/cancel/close; `cancel` fires
