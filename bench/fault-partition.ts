@@ -1,7 +1,8 @@
 // fault-partition: three nodes in three network namespaces; node C is cut off from A and B,
 // both sides edit, the partition heals, and nothing may be lost.
 //
-//   npm run build && node dist/bench/fault-partition.js [--subnet 10.231.0] [--converge-timeout 120] [--keep] [--inject]
+//   npm run build && node dist/bench/fault-partition.js [--subnet 10.231.0] [--mass 300] [--converge-timeout 120] [--keep] [--inject]
+//   (--mass: files per mass-delete case; above 2000 a deletion spans more than one entry batch)
 //   node dist/bench/fault-partition.js --selftest     # the checks on made-up folders, no namespaces
 //
 // Needs root and `ip netns`. Creates four namespaces named swfb<pid>-{hub,a,b,c}: `hub` holds a
@@ -29,7 +30,8 @@
 //   resurrected_deletes  `gone` paths present on some node
 //   partial_or_corrupt   files whose content is no version written at their path nor a conflict copy of one
 //   diverged_paths       paths not identical on all three nodes
-// Exit status 1 if any is non-zero or the cluster did not converge.
+// Exit status 1 if any is non-zero, the cluster did not converge, or the partition did not hold
+// (a file created on one side during the partition was on the other side before the heal).
 //
 // Self-check: `--selftest` runs the shared checks on made-up folders (see fault-lib.ts); `--inject`
 // (real run) removes one `keep` version from all folders and overwrites one file on C with bytes
@@ -104,6 +106,8 @@ const staging = new Map(nodes.map(n => { const s = join(base, n.name, 'staging')
 const book = new VersionBook()
 let versionsWritten = 0
 const small = () => randomContent(1000 + Math.floor(Math.random() * 60_000))
+const tiny = () => randomContent(100 + Math.floor(Math.random() * 2000))
+const MASS = numFlag('mass', 300)
 const big = () => randomContent((3 << 20) + Math.floor(Math.random() * (1 << 20)))
 
 function w (n: FaultNode, path: string, data: Buffer = small()): string {
@@ -179,7 +183,13 @@ const CASES: Case[] = [
     run: p => { del(C, p('dir')); return { keep: [[p('dir/x.bin'), w(A, p('dir/x.bin'))]], gone: [p('dir/y.bin')] } } },
   { name: 'folder-emptied', what: 'C deletes every file of a folder in which A adds a file: A\'s file stays, C\'s deletions hold',
     seed: p => ({ f1: w(A, p('e/1')), f2: w(A, p('e/2')) }),
-    run: p => { del(C, p('e/1')); del(C, p('e/2')); return { keep: [[p('e/3'), w(A, p('e/3'))]], gone: [p('e/1'), p('e/2')] } } }
+    run: p => { del(C, p('e/1')); del(C, p('e/2')); return { keep: [[p('e/3'), w(A, p('e/3'))]], gone: [p('e/1'), p('e/2')] } } },
+  { name: 'mass-delete-minority', what: `C removes a folder of ${MASS} files, A edits one of them: that edit stays, the rest is gone`,
+    seed: p => { for (let i = 0; i < MASS; i++) w(A, p(`m/${i}`), tiny()); return {} },
+    run: p => { del(C, p('m')); return { keep: [[p('m/7'), w(A, p('m/7'))]], gone: Array.from({ length: MASS }, (_, i) => p(`m/${i}`)).filter(x => x !== p('m/7')) } } },
+  { name: 'mass-delete-majority', what: `B removes a folder of ${MASS} files, C edits one of them: that edit stays, the rest is gone`,
+    seed: p => { for (let i = 0; i < MASS; i++) w(A, p(`m/${i}`), tiny()); return {} },
+    run: p => { del(B, p('m')); return { keep: [[p('m/7'), w(C, p('m/7'))]], gone: Array.from({ length: MASS }, (_, i) => p(`m/${i}`)).filter(x => x !== p('m/7')) } } }
 ]
 
 // ---- run -----------------------------------------------------------------------------------------
@@ -210,6 +220,8 @@ const disconnectSeconds = (Date.now() - tCut) / 1000
 await runRound('p2')
 const majority = await waitUntil(() => A.inSyncRoot !== null && A.inSyncRoot === B.inSyncRoot && A.inSyncAt >= A.changeAt && B.inSyncAt >= B.changeAt && fileHash(A, 'p2/create-apart/b.bin') !== '', 30_000)
 const partitionSeconds = (Date.now() - tCut) / 1000
+// The partition really held: what B and C created during it has not crossed.
+const held = rounds.every(r => fileHash(C, `${r}/create-apart/b.bin`) === '' && fileHash(A, `${r}/create-apart/cdir/x.bin`) === '')
 console.error(`fault-partition: healing after ${partitionSeconds.toFixed(1)} s`)
 setLink('c', 'up')
 const conv = await waitConverged(nodes, CONVERGE_S * 1000)
@@ -232,7 +244,8 @@ for (const [name, ex] of expects) {
     const present = nodes.filter((_, i) => trees[i]!.has(path)).map(n => n.name)
     if (present.length > 0) { resurrected++; problems.push(`RESURRECTED ${path} on ${present.join(',')}`) }
   }
-  console.log(`tried: ${name}: ${c.what} → ${problems.length === 0 ? 'ok' : problems.join('; ')}`)
+  const shown = problems.slice(0, 5).join('; ') + (problems.length > 5 ? `; … ${problems.length - 5} more` : '')
+  console.log(`tried: ${name}: ${c.what} → ${problems.length === 0 ? 'ok' : shown}`)
 }
 const bad = nodes.flatMap((n, i) => badFiles(n.name, trees[i]!, book))
 const diverged = divergedPaths(trees)
@@ -247,6 +260,7 @@ print('versions-written', versionsWritten)
 print('partition_seconds', partitionSeconds)
 print('disconnect_seen', seen.every(Boolean) ? `yes, after ${disconnectSeconds.toFixed(1)} s` : `no (${seen.filter(Boolean).length} of ${seen.length} peer-disconnected events within 40 s)`)
 print('majority_in_sync_before_heal', majority ? 'yes' : 'no')
+print('partition_held', held ? 'yes' : 'NO: files crossed the partition, the run proves nothing')
 print('lost_versions', lostCount)
 print('resurrected_deletes', resurrected)
 print('partial_or_corrupt', bad.length)
@@ -257,7 +271,7 @@ print('conflicts_reported', nodes.reduce((s, n) => s + n.conflicts, 0))
 print('error_logs', nodes.reduce((s, n) => s + n.logCounts.error, 0))
 print('unexpected_exits', unexpected.length)
 
-failed = lostCount + resurrected + bad.length + diverged.length + unexpected.length > 0 || !conv.converged
+failed = lostCount + resurrected + bad.length + diverged.length + unexpected.length > 0 || !conv.converged || !held
 if (failed && INJECT) console.log('inject: the injected faults were reported (this is the expected outcome of --inject)')
 process.exitCode = failed ? 1 : 0
 runCleanups()
