@@ -17,7 +17,7 @@ import { join } from 'node:path'
 import { randomBytes } from 'node:crypto'
 import { SwarmError } from '../errors.js'
 import { META_DIR } from '../model/paths.js'
-import type { LocalStat } from '../model/entry.js'
+import { type LocalStat, sameLocal } from '../model/entry.js'
 
 export const TMP_DIR = join(META_DIR, 'tmp')
 export const MARKER_FILE = join(META_DIR, 'marker')
@@ -198,8 +198,15 @@ export class ShareDisk {
     } finally { fs.closeSync(fd) }
   }
 
-  /** Renames a temp file into place at `rel`, creating parent folders. */
-  install (tmp: string, rel: string): void {
+  /**
+   * Puts a temp file in place at `rel`, creating parent folders. `expect` is what the caller
+   * believes is there now (the indexed stat of the file it replaces, or null for nothing): if the
+   * path holds anything else — a file a local program wrote a moment ago — nothing is replaced
+   * and ERR_FILE_CHANGED says to look again. Into an empty place the file is linked, which fails
+   * if something appears meanwhile, so a new local file is never overwritten; a replacement is
+   * checked and renamed in the same tick.
+   */
+  install (tmp: string, rel: string, expect: LocalStat | null): void {
     const slash = rel.lastIndexOf('/')
     if (slash > 0) this.ensureDir(rel.slice(0, slash))
     const st = this.lstat(rel)
@@ -210,6 +217,17 @@ export class ShareDisk {
         throw err
       }
       this.forgetDirs()
+    } else if (st !== null && !(expect !== null && sameLocal(expect, st))) {
+      throw new SwarmError('ERR_FILE_CHANGED', `${rel} changed on disk; not replacing it`)
+    } else if (st === null) {
+      try {
+        fs.linkSync(tmp, this.checkedAbs(rel))
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code === 'EEXIST') throw new SwarmError('ERR_FILE_CHANGED', `${rel} appeared on disk; not replacing it`)
+        throw err
+      }
+      fs.unlinkSync(tmp)
+      return
     }
     fs.renameSync(tmp, this.checkedAbs(rel))
   }
@@ -221,10 +239,12 @@ export class ShareDisk {
    * deletion has not arrived yet, keeps it alive: removeEmptyFolder takes it later). Returns
    * whether the path is gone.
    */
-  remove (rel: string): boolean {
+  remove (rel: string, expect: LocalStat | null = null): boolean {
     const st = this.lstat(rel)
     if (st === null) return true
     if (st.isDirectory()) return this.removeEmptyFolder(rel)
+    // A file that is not the indexed one (written since) is a newer local edit: not ours to delete.
+    if (expect === null || !sameLocal(expect, st)) throw new SwarmError('ERR_FILE_CHANGED', `${rel} changed on disk; not deleting it`)
     fs.unlinkSync(this.abs(rel))
     return true
   }

@@ -5,7 +5,7 @@
 // The node (node/node.ts) moves entries between peers; the Share decides and touches the disk.
 import { EventEmitter } from 'node:events'
 import * as fs from 'node:fs'
-import { IndexDb, type ShareRow } from '../store/db.js'
+import { IndexDb, type PendingEntry, type ShareRow } from '../store/db.js'
 import { ManifestTree } from '../merkle/manifest.js'
 import { fileRoot, ZERO_ROOT } from '../merkle/bep52.js'
 import { hashFile } from '../merkle/hash-file.js'
@@ -527,7 +527,7 @@ export class Share extends EventEmitter<ShareEvents> {
     const rel = entry.path
     if (entry.deleted) {
       const cur = this.db.getEntry(this.id, rel)
-      this.disk.remove(rel)
+      this.disk.remove(rel, cur !== undefined && !cur.deleted ? cur.local : null)
       if (cur?.type === 'dir') this.watcher?.remove(rel)
       this.clearPending(rel)
       this.putAndTrack(entry, null, from)
@@ -538,7 +538,7 @@ export class Share extends EventEmitter<ShareEvents> {
     if (entry.type === 'dir') {
       const st = this.disk.lstat(rel)
       // A file became a folder: the accepted version dominates the file's, so the file is out of date.
-      if (st !== null && st.isFile()) this.disk.remove(rel)
+      if (st !== null && st.isFile()) this.disk.remove(rel, this.db.getEntry(this.id, rel)?.local ?? null)
       this.disk.ensureDir(rel)
       this.watcher?.add(rel)
       this.clearPending(rel)
@@ -594,10 +594,12 @@ export class Share extends EventEmitter<ShareEvents> {
   }
 
   private installTemp (tmp: string, entry: Entry, local: LocalStat, from: string, keepLocal: boolean): void {
-    const cur = keepLocal ? this.db.getEntry(this.id, entry.path) : undefined
+    const cur = this.db.getEntry(this.id, entry.path)
+    const live = cur !== undefined && !cur.deleted && cur.type === 'file' ? cur : undefined
     try {
-      if (cur !== undefined && !cur.deleted && cur.type === 'file' && !sameContent(cur, entry)) this.moveAside(cur)
-      this.disk.install(tmp, entry.path)
+      let expect = live?.local ?? null
+      if (keepLocal && live !== undefined && !sameContent(live, entry)) { this.moveAside(live); expect = null }
+      this.disk.install(tmp, entry.path, expect)
     } catch (err) {
       this.disk.discard(tmp)
       throw mapWriteError(err)
@@ -642,8 +644,28 @@ export class Share extends EventEmitter<ShareEvents> {
       const again = this.db.getPending(this.id, rel)
       if (again === undefined || !again.entry.root.equals(want.entry.root)) return
       if (again.asIs) this.asIs.add(again.entry)
+      if (await this.localEditFirst(again)) return
       if (await this.materialize(again.entry, undefined, again.src, again.keepLocal)) this.emit('changed')
     })
+  }
+
+  /**
+   * If the file at a pending path changed on disk since the pending version was accepted (a local
+   * program wrote it), that edit is recorded first and the merge rules decide again — so it ends
+   * up the winner or a conflict copy, never overwritten. Returns whether it did so.
+   */
+  private async localEditFirst (want: PendingEntry): Promise<boolean> {
+    const rel = want.entry.path
+    const st = this.disk.lstat(rel)
+    const cur = this.db.getEntry(this.id, rel)
+    if (st === null || !st.isFile()) return false
+    if (cur !== undefined && !cur.deleted && cur.type === 'file' && sameLocal(cur.local, st)) return false
+    const change = await this.examine(rel, cur)
+    if (change === null) return false
+    this.commitLocal([change])
+    this.clearPending(rel)
+    await this.applyRemote(want.src, [{ entry: want.entry }])
+    return true
   }
 
   private startFetch (entry: Entry, from: string, attempt = 1): void {
@@ -676,16 +698,8 @@ export class Share extends EventEmitter<ShareEvents> {
       return
     }
     await this.enqueueLocal(async () => {
-      const st = this.disk.lstat(entry.path)
-      const cur = this.db.getEntry(this.id, entry.path)
-      if (st !== null && st.isFile() && (cur === undefined || cur.deleted || !sameLocal(cur.local, st))) {
-        // A local edit landed while we fetched: record it and let the merge rules decide.
-        const change = await this.examine(entry.path, cur)
-        if (change !== null) this.commitLocal([change])
-        this.clearPending(entry.path)
-        await this.applyRemote(want.src, [{ entry: want.entry }])
-        return
-      }
+      // A local edit that landed while we fetched goes first (the fetched content stays in tmp for a later try).
+      if (await this.localEditFirst(want)) return
       try {
         const local = this.disk.stampTemp(tmp, want.entry.mtime)
         if (want.asIs) this.asIs.add(want.entry)
