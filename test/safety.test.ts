@@ -1,0 +1,230 @@
+// Nothing lost, nothing escapes: each test here is one way user data was lost, corrupted or
+// reached outside its share before, made to fail if it ever comes back.
+import { test } from 'node:test'
+import assert from 'node:assert/strict'
+import { writeFileSync, mkdirSync, rmSync, existsSync, renameSync, readFileSync, readdirSync, statSync, symlinkSync } from 'node:fs'
+import { join } from 'node:path'
+import { randomBytes } from 'node:crypto'
+import { createSocket } from 'node:dgram'
+import { Cluster, SECRET, waitFor, fileIs, settled, type TestNode } from './helpers.js'
+import { SwarmNode, startNode, isSwarmError } from '../src/index.js'
+import { decode, encode } from '../src/wire/control.js'
+import { conflictName } from '../src/model/paths.js'
+import { pieceLayerOf, fileRoot } from '../src/merkle/bep52.js'
+import type { Entry } from '../src/model/entry.js'
+
+const REMOTE = 'Rm9te1111'
+
+/** Restarts a stopped test node with its folder and state, events subscribed before start. */
+async function restart (t: TestNode, peers: string[], opts: { acceptEmpty?: boolean } = {}): Promise<{ node: SwarmNode, paused: string[], resumed: () => boolean }> {
+  const node = new SwarmNode({ stateDir: t.state, secret: SECRET, listen: `127.0.0.1:${t.node.port}`, peers, shares: [{ dir: t.dir, id: 'share', acceptEmpty: opts.acceptEmpty }] })
+  const paused: string[] = []
+  let resumed = false
+  node.on('share-paused', e => paused.push(e.reason))
+  node.on('share-resumed', () => { resumed = true })
+  await node.start()
+  t.node = node
+  return { node, paused, resumed: () => resumed }
+}
+
+function remoteEntry (path: string, data: Buffer, over: Partial<Entry> = {}): Entry {
+  return { path, type: 'file', deleted: false, size: data.length, mtime: Date.now(), root: fileRoot(data), version: { [REMOTE]: 1 }, by: REMOTE, ...over }
+}
+
+test('a big file deleted and later restored with the same content arrives intact, not as zeros', async () => {
+  const c = new Cluster()
+  try {
+    const a = await c.add('a')
+    const b = await c.add('b')
+    const data = randomBytes(2 * 1024 * 1024 + 123)
+    writeFileSync(join(a.dir, 'one.dat'), data)
+    await waitFor('b has one.dat', () => fileIs(join(b.dir, 'one.dat'), data), 30_000)
+    rmSync(join(a.dir, 'one.dat'))
+    await waitFor('b deleted one.dat', () => !existsSync(join(b.dir, 'one.dat')))
+    writeFileSync(join(a.dir, 'two.dat'), data)
+    await waitFor('b has two.dat with the right bytes', () => fileIs(join(b.dir, 'two.dat'), data), 30_000)
+  } finally { await c.stop() }
+})
+
+test('an unmounted (replaced by an empty) share folder is paused, deletes nothing on peers, and resumes when it is back', async () => {
+  const c = new Cluster()
+  try {
+    const a = await c.add('a')
+    const b = await c.add('b')
+    writeFileSync(join(a.dir, 'x.txt'), 'x')
+    mkdirSync(join(a.dir, 'd'))
+    writeFileSync(join(a.dir, 'd', 'y.txt'), 'y')
+    await waitFor('synced', () => fileIs(join(b.dir, 'd', 'y.txt'), 'y') && settled([a, b]))
+    await b.node.stop()
+    renameSync(b.dir, b.dir + '.real')
+    mkdirSync(b.dir)                       // what an unmounted mount point looks like
+    const r = await restart(b, [a.node.address])
+    await waitFor('paused', () => r.paused.length > 0)
+    assert.match(r.paused[0]!, /marker/)
+    await waitFor('b connected to a', () => a.node.connectedPeers().includes(b.node.peerId))
+    assert.ok(fileIs(join(a.dir, 'x.txt'), 'x') && fileIs(join(a.dir, 'd', 'y.txt'), 'y'), 'a keeps its files')
+    assert.deepEqual(readdirSync(b.dir), [], 'nothing written into the empty mount point')
+    rmSync(b.dir, { recursive: true })
+    renameSync(b.dir + '.real', b.dir)    // mounted again
+    await waitFor('resumed', r.resumed, 15_000)
+    writeFileSync(join(a.dir, 'z.txt'), 'z')
+    await waitFor('replicating again', () => fileIs(join(b.dir, 'z.txt'), 'z') && settled([a, b]))
+    assert.ok(fileIs(join(a.dir, 'x.txt'), 'x') && fileIs(join(b.dir, 'd', 'y.txt'), 'y'))
+  } finally { await c.stop() }
+})
+
+test('a folder emptied while its node was stopped is paused; with acceptEmpty the deletions go out', async () => {
+  const c = new Cluster()
+  try {
+    const a = await c.add('a')
+    const b = await c.add('b')
+    writeFileSync(join(a.dir, 'x.txt'), 'x')
+    await waitFor('synced', () => fileIs(join(b.dir, 'x.txt'), 'x') && settled([a, b]))
+    await b.node.stop()
+    rmSync(join(b.dir, 'x.txt'))
+    const r = await restart(b, [a.node.address])
+    await waitFor('paused', () => r.paused.length > 0)
+    assert.match(r.paused[0]!, /empty/)
+    await waitFor('b connected to a', () => a.node.connectedPeers().includes(b.node.peerId))
+    assert.ok(fileIs(join(a.dir, 'x.txt'), 'x'), 'a keeps its file')
+    await b.node.stop()
+    await restart(b, [a.node.address], { acceptEmpty: true })
+    await waitFor('the deletion replicates', () => !existsSync(join(a.dir, 'x.txt')) && settled([a, b]))
+  } finally { await c.stop() }
+})
+
+test('a second process on the same state dir is refused with ERR_LOCKED; the lock goes with the node', async () => {
+  const c = new Cluster()
+  try {
+    const a = await c.add('a')
+    await assert.rejects(startNode({ stateDir: a.state, secret: SECRET, listen: '127.0.0.1:0', shares: [] }), (err: unknown) => isSwarmError(err, 'ERR_LOCKED'))
+    await a.node.stop()
+    const again = await startNode({ stateDir: a.state, secret: SECRET, listen: '127.0.0.1:0', shares: [] })
+    await again.stop()
+  } finally { await c.stop() }
+})
+
+test('a --peer that is the node itself is dialed once and dropped with a clear message', async () => {
+  const port = await new Promise<number>(resolve => {
+    const s = createSocket('udp4')
+    s.bind(0, '127.0.0.1', () => { const p = s.address().port; s.close(() => resolve(p)) })
+  })
+  const c = new Cluster()
+  try {
+    const node = new SwarmNode({ stateDir: join(c.base, 'self'), secret: SECRET, listen: `127.0.0.1:${port}`, peers: [`127.0.0.1:${port}`], shares: [] })
+    const logs: string[] = []
+    let connected = 0
+    node.on('log', e => logs.push(e.message))
+    node.on('peer-connected', () => { connected++ })
+    await node.start()
+    c.nodes.push({ node, dir: '', state: '', name: 'self' })
+    await waitFor('self-dial noticed', () => logs.some(l => l.includes("this node's own address")))
+    const dials = logs.filter(l => l.includes("this node's own address")).length
+    assert.equal(dials, 1)
+    assert.equal(connected, 0)
+  } finally { await c.stop() }
+})
+
+test('type changes replicate: a file becomes a folder and a folder becomes a file', async () => {
+  const c = new Cluster()
+  try {
+    const a = await c.add('a')
+    const b = await c.add('b')
+    writeFileSync(join(a.dir, 'x'), 'file')
+    await waitFor('file x on b', () => fileIs(join(b.dir, 'x'), 'file'))
+    rmSync(join(a.dir, 'x'))
+    mkdirSync(join(a.dir, 'x'))
+    writeFileSync(join(a.dir, 'x', 'inner.txt'), 'inner')
+    await waitFor('folder x on b', () => fileIs(join(b.dir, 'x', 'inner.txt'), 'inner') && settled([a, b]))
+    assert.ok(statSync(join(b.dir, 'x')).isDirectory())
+    rmSync(join(a.dir, 'x'), { recursive: true })
+    writeFileSync(join(a.dir, 'x'), 'file again')
+    await waitFor('file x on b again', () => fileIs(join(b.dir, 'x'), 'file again') && settled([a, b]))
+  } finally { await c.stop() }
+})
+
+test('a folder deleted with more entries than one feed batch stays deleted on the peer', async () => {
+  const c = new Cluster()
+  try {
+    const a = await c.add('a')
+    const b = await c.add('b')
+    mkdirSync(join(a.dir, 'many', 'sub'), { recursive: true })
+    for (let i = 0; i < 2100; i++) writeFileSync(join(a.dir, 'many', i < 1000 ? 'sub' : '', `f${i}`), String(i))
+    await waitFor('copied', () => fileIs(join(b.dir, 'many', 'f2099'), '2099') && settled([a, b]), 60_000)
+    rmSync(join(a.dir, 'many'), { recursive: true })
+    await waitFor('deleted on b', () => !existsSync(join(b.dir, 'many')) && settled([a, b]), 60_000)
+    writeFileSync(join(a.dir, 'marker.txt'), 'after')    // one more round trip: the folder has not come back
+    await waitFor('after', () => fileIs(join(b.dir, 'marker.txt'), 'after') && settled([a, b]))
+    assert.ok(!existsSync(join(b.dir, 'many')) && !existsSync(join(a.dir, 'many')))
+  } finally { await c.stop() }
+})
+
+test('a conflict copy whose name is taken never overwrites it; the local loser is kept under a numbered name', async () => {
+  const c = new Cluster()
+  try {
+    const a = await c.add('a')
+    const share = a.node.shares.get('share')!
+    writeFileSync(join(a.dir, 'doc.txt'), 'mine')
+    await waitFor('indexed', () => share.entryCount === 1)
+    const mine = a.node.db.getEntry('share', 'doc.txt')!
+    const taken = conflictName('doc.txt', mine.mtime, mine.by)
+    writeFileSync(join(a.dir, taken), 'precious')
+    await waitFor('indexed too', () => share.entryCount === 2)
+    const theirs = Buffer.from('theirs')
+    await share.applyRemoteBatch(REMOTE, [{ entry: remoteEntry('doc.txt', theirs, { mtime: mine.mtime + 60_000 }), data: theirs }])
+    assert.equal(readFileSync(join(a.dir, 'doc.txt'), 'utf8'), 'theirs')
+    assert.equal(readFileSync(join(a.dir, taken), 'utf8'), 'precious', 'the existing file is untouched')
+    const numbered = taken.replace(/\.txt$/, '-2.txt')
+    assert.equal(readFileSync(join(a.dir, numbered), 'utf8'), 'mine', 'the local loser is kept')
+  } finally { await c.stop() }
+})
+
+test('the decoder refuses what no honest node sends: traversal in `by`, unsafe counters, huge sizes, bad ids', () => {
+  const data = Buffer.from('x')
+  const refused = (e: Entry, share = 'share') => {
+    assert.throws(() => decode(encode.entries(share, 1, [{ entry: e }]).subarray(4)), (err: unknown) => isSwarmError(err, 'ERR_PROTOCOL'), JSON.stringify({ ...e, root: undefined }))
+  }
+  refused(remoteEntry('f', data, { by: 'x/../../outside/f', version: { 'x/../../outside/f': 1 } }))
+  refused(remoteEntry('f', data, { version: { [REMOTE]: 2 ** 53 - 1 } }))
+  refused(remoteEntry('f', data, { version: { [REMOTE]: 1, ['__proto__']: 1 } }))
+  refused(remoteEntry('f', data, { size: 4 * 2 ** 40 }))
+  refused(remoteEntry('f', data, { version: {} }))
+  refused(remoteEntry('f', data), 'a/b')
+  refused(remoteEntry('f', data), 'bad\nid')
+  assert.doesNotThrow(() => decode(encode.entries('share', 1, [{ entry: remoteEntry('f', data) }]).subarray(4)))
+  assert.throws(() => decode(encode.subscribe('share', 'abcd', -1).subarray(4)), (err: unknown) => isSwarmError(err, 'ERR_PROTOCOL'))
+})
+
+test('a symlinked folder inside a share is never followed for reads or deletes', async () => {
+  const c = new Cluster()
+  try {
+    const a = await c.add('a')
+    const share = a.node.shares.get('share')!
+    const outside = join(c.base, 'outside')
+    mkdirSync(outside)
+    writeFileSync(join(outside, 'f.txt'), 'keep me')
+    symlinkSync(outside, join(a.dir, 'link'))
+    const gone: Entry = { ...remoteEntry('link/f.txt', Buffer.alloc(0)), deleted: true, size: 0 }
+    await share.applyRemoteBatch(REMOTE, [{ entry: gone }])
+    assert.equal(readFileSync(join(outside, 'f.txt'), 'utf8'), 'keep me', 'not deleted through the symlink')
+    assert.equal(share.disk.lstat('link/f.txt'), null)
+    assert.throws(() => share.disk.openRead('link/f.txt'), (err: unknown) => isSwarmError(err, 'ERR_BAD_PATH'))
+  } finally { await c.stop() }
+})
+
+test('a root does not stand for content of another size: a 64-byte file with a big file\'s root is never copied in its place', async () => {
+  const c = new Cluster()
+  try {
+    const a = await c.add('a')
+    const share = a.node.shares.get('share')!
+    const big = randomBytes(512 * 1024)
+    const evil = pieceLayerOf(big)                     // two piece hashes: its own root is the big file's root
+    assert.equal(evil.length, 64)
+    assert.ok(fileRoot(evil).equals(fileRoot(big)))
+    writeFileSync(join(a.dir, 'evil.bin'), evil)
+    await waitFor('indexed', () => share.entryCount === 1)
+    await share.applyRemoteBatch(REMOTE, [{ entry: remoteEntry('big.bin', big) }])
+    assert.ok(!existsSync(join(a.dir, 'big.bin')), 'nothing installed: the content must be fetched')
+    assert.equal(share.pendingCount(), 1)
+  } finally { await c.stop() }
+})
