@@ -1,6 +1,6 @@
 // One shared folder on this node: its index rows, its manifest root, its watcher, and the two
 // directions of change —
-//   local:  watcher/scan → stat against the index → hash what changed → new versions (commitLocal)
+//   local:  scan.ts (watcher/scan → stat against the index → hash what changed) → new versions (commitLocal)
 //   remote: peer entries → merge decision → write inline data / copy local content / pending fetch
 // The node (node/node.ts) moves entries between peers; the Share decides and touches the disk.
 import { EventEmitter } from 'node:events'
@@ -8,27 +8,18 @@ import * as fs from 'node:fs'
 import { IndexDb, type PendingEntry, type ShareRow } from '../store/db.js'
 import { ManifestTree } from '../merkle/manifest.js'
 import { fileRoot, ZERO_ROOT } from '../merkle/bep52.js'
-import { hashFile } from '../merkle/hash-file.js'
 import { DirWatcher } from '../watch/dir-watcher.js'
 import { isSwarmError } from '../errors.js'
 import { type Entry, type LocalStat, type StoredEntry, localStatOf, sameContent, sameLocal } from '../model/entry.js'
-import { bumpVersion } from '../model/version.js'
 import { decide } from './merge.js'
-import { META_DIR, conflictName, joinRel, numberedName, parentOf, pathProblem } from '../model/paths.js'
+import { META_DIR, conflictName, numberedName, parentOf } from '../model/paths.js'
 import { ShareDisk, mapWriteError } from '../store/share-disk.js'
 import type { WireEntry } from '../wire/control.js'
-import { ShareFeed, INLINE_MAX } from './feed.js'
+import { ShareFeed } from './feed.js'
+import { LocalScanner, type LocalChange } from './scan.js'
 
-/** Changes committed per SQLite transaction during a scan. */
-const SCAN_COMMIT_EVERY = 2000
 /** Longest wait between retries of a failed fetch, in seconds. */
 const FETCH_RETRY_MAX_S = 30
-/**
- * Files larger than INLINE_MAX whose mtime is younger than this are looked at again later instead
- * of hashed: without close-write events this is how a big file still being written is left alone.
- * Small files are never delayed (they are the latency path).
- */
-const SETTLE_MS = 50
 /** First wait before a failed write is tried again; it doubles up to FETCH_RETRY_MAX_S. */
 const RETRY_FIRST_MS = 100
 /** A paused share (marker missing, folder emptied) looks at its folder again this often. */
@@ -65,7 +56,6 @@ export class Share extends EventEmitter<ShareEvents> {
   private readonly tree = new ManifestTree()
   private readonly feed: ShareFeed
   private watcher: DirWatcher | null = null
-  private readonly warnedSpecial = new Set<string>()
   private localQueue: Promise<void> = Promise.resolve()
   private readonly fetching = new Set<string>()
   /** Pending paths whose write failed: the reason last logged and how many times it was tried. */
@@ -85,10 +75,7 @@ export class Share extends EventEmitter<ShareEvents> {
   /** Why the share is paused, or null while it runs. */
   pausedReason: string | null = null
   private pauseTimer: NodeJS.Timeout | null = null
-  /** Paths whose read failed (unreadable file or folder) and the reason last logged, so each is logged once. */
-  private readonly unreadable = new Map<string, string>()
-  /** Counters for status and tests. */
-  readonly stats = { filesHashed: 0 }
+  private readonly scanner: LocalScanner
 
   constructor (private readonly host: ShareHost, row: ShareRow, private readonly opts: ShareOptions = {}) {
     super()
@@ -97,7 +84,19 @@ export class Share extends EventEmitter<ShareEvents> {
     this.indexId = row.indexId
     this.disk = new ShareDisk(row.dir)
     this.feed = new ShareFeed(host.db, row.id, this.disk)
+    this.scanner = new LocalScanner({
+      id: this.id, db: host.db, disk: this.disk, shortId: host.shortId,
+      watcher: () => this.watcher,
+      commit: (changes) => this.commitLocal(changes),
+      requeue: (rel) => { void this.enqueueLocal(() => this.scanner.examinePaths([rel])) },
+      takeSelfWritten: (rel) => { const m = this.selfWritten.get(rel); this.selfWritten.delete(rel); return m },
+      cacheInline: (root, data) => this.feed.cacheInline(root, data),
+      log: (level, msg) => host.log(level, msg)
+    })
   }
+
+  /** Counters for status and tests. */
+  get stats (): { filesHashed: number } { return this.scanner.stats }
 
   get db (): IndexDb { return this.host.db }
 
@@ -116,11 +115,11 @@ export class Share extends EventEmitter<ShareEvents> {
     this.disk.init()
     this.watcher = new DirWatcher(this.dir, {
       ignore: (rel) => rel === META_DIR || rel.startsWith(META_DIR + '/'),
-      onPaths: (paths) => { this.enqueueLocal(() => this.examinePaths([...paths])) },
+      onPaths: (paths) => { this.enqueueLocal(() => this.scanner.examinePaths([...paths])) },
       onError: (err, dir) => this.host.log('warn', `share ${this.id}: cannot watch ${dir || '.'}: ${err.message}`)
     })
     this.watcher.add('')
-    await this.enqueueLocal(() => this.scanAll())
+    await this.enqueueLocal(() => this.scanner.scanAll())
     for (const p of this.db.allPending(this.id)) this.retryPending(p.entry.path)
   }
 
@@ -212,174 +211,8 @@ export class Share extends EventEmitter<ShareEvents> {
     return this.localQueue
   }
 
-  // ---- local changes ------------------------------------------------------------------------
-
-  /** Full sweep: walk the folder, hash what changed since the index last saw it, tombstone what is gone. */
-  private async scanAll (): Promise<void> {
-    const known = new Map<string, StoredEntry>()
-    for (const e of this.db.allEntries(this.id)) known.set(e.path, e)
-    const seen = new Set<string>()
-    /** Folders that could not be listed: what the index holds below them is kept as it is, not deleted. */
-    const unlisted: string[] = []
-    let batch: Array<{ entry: Entry, local: LocalStat | null }> = []
-    const flush = () => { if (batch.length > 0) { this.commitLocal(batch); batch = [] } }
-    const walk = async (relDir: string) => {
-      let dirents: fs.Dirent[]
-      try { dirents = this.disk.readdir(relDir) } catch (err) {
-        this.noteUnreadable(relDir, err)
-        unlisted.push(relDir + '/')
-        return
-      }
-      this.watcher?.add(relDir)
-      for (const d of dirents) {
-        const rel = joinRel(relDir, d.name)
-        if (rel === META_DIR) continue
-        seen.add(rel)
-        if (this.badName(rel)) continue
-        const change = await this.examine(rel, known.get(rel))
-        if (change !== null) { batch.push(change); if (batch.length >= SCAN_COMMIT_EVERY) flush() }
-        if (d.isDirectory()) await walk(rel)
-      }
-    }
-    await walk('')
-    for (const e of known.values()) {
-      if (!e.deleted && !seen.has(e.path) && !unlisted.some(d => e.path.startsWith(d))) batch.push({ entry: this.tombstone(e), local: null })
-      if (batch.length >= SCAN_COMMIT_EVERY) flush()
-    }
-    flush()
-  }
-
-  /** Watcher batch: look at each path (and below new folders) and record what changed. */
-  private async examinePaths (paths: string[]): Promise<void> {
-    const changes: Array<{ entry: Entry, local: LocalStat | null }> = []
-    this.disk.forgetDirs()   // folders may have been replaced (by a symlink, say) since they were checked
-    const visit = async (rel: string) => {
-      if (this.badName(rel)) return
-      const mine = this.selfWritten.get(rel)
-      if (mine !== undefined) {
-        this.selfWritten.delete(rel)
-        const st = this.disk.lstat(rel)
-        if (st !== null && sameLocal(mine, st)) return
-      }
-      const old = this.db.getEntry(this.id, rel)
-      const change = await this.examine(rel, old)
-      if (change === null) return
-      changes.push(change)
-      if (change.entry.type === 'dir' && !change.entry.deleted) {
-        this.watcher?.add(rel)
-        let names: fs.Dirent[] = []
-        try { names = this.disk.readdir(rel) } catch (err) { this.noteUnreadable(rel, err) }
-        for (const n of names) await visit(joinRel(rel, n.name))
-      } else if (old?.type === 'dir' && !old.deleted) {
-        // The folder is gone or became a file: everything the index held below it is gone too.
-        this.watcher?.remove(rel)
-        this.disk.forgetDirs()
-        for (const child of this.db.liveChildren(this.id, rel)) changes.push({ entry: this.tombstone(child), local: null })
-      }
-    }
-    for (const p of paths) await visit(p)
-    // New content before deletions, so a rename is applied on peers as copy-then-delete.
-    changes.sort((a, b) => Number(a.entry.deleted) - Number(b.entry.deleted))
-    if (changes.length > 0) this.commitLocal(changes)
-  }
-
-  /** Compares one path on disk with its index row; returns the new entry, or null if nothing changed. */
-  private async examine (rel: string, old: StoredEntry | undefined): Promise<{ entry: Entry, local: LocalStat | null } | null> {
-    try {
-      return await this.examineOrThrow(rel, old)
-    } catch (err) {
-      // An unreadable file or folder is logged and left as the index last saw it; the rest goes on.
-      this.noteUnreadable(rel, err)
-      return null
-    }
-  }
-
-  private noteUnreadable (rel: string, err: unknown): void {
-    const why = (err as Error).message
-    if (this.unreadable.get(rel) === why) return
-    if (this.unreadable.size > 10_000) this.unreadable.clear()
-    this.unreadable.set(rel, why)
-    this.host.log('warn', `share ${this.id}: cannot read ${rel || '.'}; skipped, kept as last indexed: ${why}`)
-  }
-
-  /** Names no peer could accept (see model/paths.ts) are logged once and not replicated. */
-  private badName (rel: string): boolean {
-    const problem = pathProblem(rel)
-    if (problem === null) return false
-    if (!this.warnedSpecial.has(rel)) {
-      this.warnedSpecial.add(rel)
-      this.host.log('info', `share ${this.id}: not replicating ${JSON.stringify(rel)} (${problem})`)
-    }
-    return true
-  }
-
-  private async examineOrThrow (rel: string, old: StoredEntry | undefined): Promise<{ entry: Entry, local: LocalStat | null } | null> {
-    const st = this.disk.lstat(rel)
-    const live = old !== undefined && !old.deleted ? old : undefined
-    if (st === null) return live !== undefined ? { entry: this.tombstone(live), local: null } : null
-    if (st.isDirectory()) {
-      if (live?.type === 'dir') return null
-      return { entry: this.newVersion(rel, old, { type: 'dir', size: 0, mtime: 0, root: ZERO_ROOT }), local: null }
-    }
-    if (!st.isFile()) {
-      if (!this.warnedSpecial.has(rel)) {
-        this.warnedSpecial.add(rel)
-        this.host.log('info', `share ${this.id}: not replicating ${rel} (${st.isSymbolicLink() ? 'symlink' : 'special file'})`)
-      }
-      return live !== undefined ? { entry: this.tombstone(live), local: null } : null
-    }
-    if (live?.type === 'file' && sameLocal(live.local, st)) { this.unreadable.delete(rel); return null }
-    if (st.size > INLINE_MAX && Date.now() - st.mtimeMs < SETTLE_MS) {
-      // A big file modified this instant is most likely still being written: look again once it
-      // has been quiet for SETTLE_MS rather than hash and ship a partial version.
-      this.requeue(rel, SETTLE_MS)
-      return null
-    }
-    let hashed: { root: Buffer, size: number, mtimeMs: number, ino: number }
-    try {
-      hashed = await this.hashLocal(rel, st)
-    } catch (err) {
-      if (isSwarmError(err, 'ERR_FILE_CHANGED')) { this.requeue(rel); return null }
-      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return live !== undefined ? { entry: this.tombstone(live), local: null } : null
-      throw err
-    }
-    const local: LocalStat = { size: hashed.size, mtimeMs: hashed.mtimeMs, ino: hashed.ino }
-    const mtime = Math.trunc(hashed.mtimeMs)
-    if (live?.type === 'file' && live.root.equals(hashed.root) && live.size === hashed.size && live.mtime === mtime) {
-      this.db.setLocal(this.id, rel, local)   // same content and time, new inode (e.g. our own rename): no new version
-      live.local = local
-      return null
-    }
-    return { entry: this.newVersion(rel, old, { type: 'file', size: hashed.size, mtime, root: hashed.root }), local }
-  }
-
-  private requeue (rel: string, delayMs = 5): void {
-    setTimeout(() => { this.enqueueLocal(() => this.examinePaths([rel])) }, delayMs).unref()
-  }
-
-  private async hashLocal (rel: string, st: fs.Stats): Promise<{ root: Buffer, size: number, mtimeMs: number, ino: number }> {
-    this.stats.filesHashed++
-    if (st.size <= INLINE_MAX) {
-      const { data, local } = this.disk.readWhole(rel)
-      const root = data.length === 0 ? ZERO_ROOT : fileRoot(data)
-      this.feed.cacheInline(root, data)
-      return { root, ...local }
-    }
-    const h = await hashFile(await this.disk.openReadHandle(rel))
-    this.db.putLayer(h.root, h.layer)
-    return { root: h.root, size: h.size, mtimeMs: h.mtimeMs, ino: h.ino }
-  }
-
-  private newVersion (path: string, old: Entry | undefined, content: Pick<Entry, 'type' | 'size' | 'mtime' | 'root'>): Entry {
-    return { path, deleted: false, ...content, version: bumpVersion(old?.version, this.host.shortId), by: this.host.shortId }
-  }
-
-  private tombstone (e: Entry): Entry {
-    return { ...e, deleted: true, size: 0, root: ZERO_ROOT, version: bumpVersion(e.version, this.host.shortId), by: this.host.shortId }
-  }
-
   /** Writes local changes to the index in one transaction and tells peers. */
-  private commitLocal (changes: Array<{ entry: Entry, local: LocalStat | null }>): void {
+  private commitLocal (changes: LocalChange[]): void {
     if (changes.some(c => c.entry.deleted) && !this.disk.hasMarker()) {
       // The folder vanished under us (unmounted, deleted): these are not deletions to send.
       this.pause(`folder ${this.dir} lost its .swarm/marker while running: it may have been unmounted or removed`)
@@ -443,7 +276,7 @@ export class Share extends EventEmitter<ShareEvents> {
     const st = this.disk.lstat(remote.path)
     let local = onDisk
     if (st !== null && (st.isFile() || st.isDirectory()) && (onDisk === undefined || onDisk.deleted || onDisk.type !== (st.isFile() ? 'file' : 'dir') || (st.isFile() && !sameLocal(onDisk.local, st)))) {
-      const change = await this.examine(remote.path, onDisk)
+      const change = await this.scanner.examine(remote.path, onDisk)
       if (change !== null) { this.commitLocal([change]); local = this.db.getEntry(this.id, remote.path) }
     }
     const pending = this.pendingSet.has(remote.path) ? this.db.getPending(this.id, remote.path) : undefined
@@ -660,7 +493,7 @@ export class Share extends EventEmitter<ShareEvents> {
     const cur = this.db.getEntry(this.id, rel)
     if (st === null || !st.isFile()) return false
     if (cur !== undefined && !cur.deleted && cur.type === 'file' && sameLocal(cur.local, st)) return false
-    const change = await this.examine(rel, cur)
+    const change = await this.scanner.examine(rel, cur)
     if (change === null) return false
     this.commitLocal([change])
     this.clearPending(rel)
