@@ -228,3 +228,21 @@ test('a root does not stand for content of another size: a 64-byte file with a b
     assert.equal(share.pendingCount(), 1)
   } finally { await c.stop() }
 })
+
+test('tombstones are garbage-collected once every peer has applied them, and deletions still hold', async () => {
+  const c = new Cluster()
+  try {
+    const a = await c.add('a')
+    const b = await c.add('b')
+    for (const n of ['x', 'y']) writeFileSync(join(a.dir, n), n)
+    await waitFor('synced', () => fileIs(join(b.dir, 'y'), 'y') && settled([a, b]))
+    rmSync(join(a.dir, 'x'))
+    await waitFor('deleted on b', () => !existsSync(join(b.dir, 'x')))
+    writeFileSync(join(a.dir, 'z'), 'z')           // a newer change: the tombstone is no longer the newest row
+    await waitFor('z on b', () => fileIs(join(b.dir, 'z'), 'z') && settled([a, b]))
+    await waitFor('tombstones collected on both', () => a.node.db.tombstoneCount('share') === 0 && b.node.db.tombstoneCount('share') === 0)
+    writeFileSync(join(b.dir, 'w'), 'w')
+    await waitFor('w on a', () => fileIs(join(a.dir, 'w'), 'w') && settled([a, b]))
+    assert.ok(!existsSync(join(a.dir, 'x')) && !existsSync(join(b.dir, 'x')), 'the deleted file did not come back')
+  } finally { await c.stop() }
+})

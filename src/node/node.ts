@@ -45,6 +45,8 @@ const SHARES_WAIT_MS = 5000
  * big files must not make us open thousands; the rest wait their turn.
  */
 export const MAX_CONCURRENT_FETCHES = 8
+/** Acks arrive with every batch; tombstones are collected at most this often per share. */
+const TOMBSTONE_GC_DELAY_MS = 1000
 /** One log line is cut to this many characters (control characters are escaped as well). */
 const MAX_LOG_CHARS = 4096
 
@@ -104,6 +106,7 @@ export class SwarmNode extends EventEmitter<NodeEvents> implements SessionHost {
   private stopped = false
   private wirePeerId!: Buffer
   private lock: StateLock | null = null
+  private readonly gcTimers = new Map<string, NodeJS.Timeout>()
   private activeFetches = 0
   private readonly fetchQueue: Array<() => void> = []
 
@@ -161,6 +164,7 @@ export class SwarmNode extends EventEmitter<NodeEvents> implements SessionHost {
     if (this.stopped) return
     this.stopped = true
     for (const d of this.dialers) d.stop()
+    for (const t of this.gcTimers.values()) clearTimeout(t)
     for (const s of this.shares.values()) s.stop()
     for (const { dl } of this.downloads.values()) dl.abort()
     for (const s of this.sources.values()) void s.close()
@@ -254,6 +258,7 @@ export class SwarmNode extends EventEmitter<NodeEvents> implements SessionHost {
     await share.applyRemoteBatch(session.peerId, entries)
     // Entries are applied or recorded as pending in the index: the cursor can move past them.
     this.db.setCursor(session.peerId, shareId, info.indexId, upTo)
+    session.sendAck(shareId, info.indexId, upTo)
   }
 
   onShares (session: PeerSession): void {
@@ -268,6 +273,18 @@ export class SwarmNode extends EventEmitter<NodeEvents> implements SessionHost {
       session.subscribe(id, info.indexId, cur !== undefined && cur.indexId === info.indexId ? cur.seq : 0)
       this.onShareChanged(share)
     }
+  }
+
+  /** A peer applied our entries up to `seq`: tombstones every known peer has applied can go. */
+  onAck (session: PeerSession, shareId: string, indexId: string, seq: number): void {
+    const share = this.shares.get(shareId)
+    if (share === undefined || indexId !== share.indexId || seq > this.db.currentSeq(shareId)) return
+    this.db.setAck(session.peerId, shareId, seq)
+    if (this.gcTimers.has(shareId)) return
+    this.gcTimers.set(shareId, setTimeout(() => {
+      this.gcTimers.delete(shareId)
+      if (!this.stopped) this.db.collectTombstones(shareId)
+    }, TOMBSTONE_GC_DELAY_MS).unref())
   }
 
   onRoot (_session: PeerSession, shareId: string): void {

@@ -22,6 +22,12 @@ import { printable } from '../model/printable.js'
 
 export const STREAM_CONTROL = 1
 export const STREAM_PIECES = 2
+/**
+ * Bytes we let wait in the control stream's send buffer. Entry batches wait for 'drain', so only
+ * small messages (roots, acks, share lists) can pile up: a peer that stops reading for this long
+ * is dropped rather than growing our memory without bound.
+ */
+export const MAX_CONTROL_QUEUED = 32 * 1024 * 1024
 /** Our own reasons in ERROR frames are cut to this, so they fit the peer's pre-auth frame limit. */
 const MAX_ERROR_MESSAGE = 200
 
@@ -34,6 +40,7 @@ export interface SessionHost {
   onEntries (session: PeerSession, share: string, upTo: number, entries: WireEntry[]): Promise<void>
   onShares (session: PeerSession): void
   onRoot (session: PeerSession, share: string): void
+  onAck (session: PeerSession, share: string, indexId: string, seq: number): void
   log (level: 'info' | 'warn' | 'error', msg: string): void
 }
 
@@ -72,6 +79,10 @@ export class PeerSession extends EventEmitter<{ ready: [], shares: [], closed: [
 
   private sendRaw (frame: Buffer): boolean {
     if (this.closedReason !== null) return false
+    if (this.control.writableLength > MAX_CONTROL_QUEUED) {
+      this.close(`peer is not reading (over ${MAX_CONTROL_QUEUED} bytes waiting to be sent)`)
+      return false
+    }
     return this.control.write(frame)
   }
 
@@ -88,6 +99,7 @@ export class PeerSession extends EventEmitter<{ ready: [], shares: [], closed: [
   sendShares (): void { if (this.ready) this.sendRaw(encode.shares(this.host.localShares())) }
   subscribe (share: string, indexId: string, fromSeq: number): void { if (this.ready) this.sendRaw(encode.subscribe(share, indexId, fromSeq)) }
   sendRoot (share: string, root: Buffer, settled: boolean): void { if (this.ready) this.sendRaw(encode.root(share, root, settled)) }
+  sendAck (share: string, indexId: string, seq: number): void { if (this.ready) this.sendRaw(encode.ack(share, indexId, seq)) }
 
   /** Sends our entries the peer has not seen yet for a share it subscribed to. */
   pump (share: string): void {
@@ -102,7 +114,8 @@ export class PeerSession extends EventEmitter<{ ready: [], shares: [], closed: [
           for (;;) {
             const batch = this.host.entriesAfter(share, f.indexId, f.cursor, this.peerId)
             if (batch === null || batch.upTo === f.cursor) break
-            if (batch.entries.length > 0) await this.send(encode.entries(share, batch.upTo, batch.entries))
+            // Sent even when empty (every row came from this peer): its cursor, and so its ack, must move on.
+            await this.send(encode.entries(share, batch.upTo, batch.entries))
             f.cursor = batch.upTo
             if (!this.ready) return
           }
@@ -185,6 +198,8 @@ export class PeerSession extends EventEmitter<{ ready: [], shares: [], closed: [
       case 'root':
         this.roots.set(msg.share, { root: msg.root, settled: msg.settled })
         this.host.onRoot(this, msg.share)
+        return
+      case 'ack': return this.host.onAck(this, msg.share, msg.indexId, msg.seq)
     }
   }
 

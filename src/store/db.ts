@@ -9,6 +9,8 @@
 //              changes (lsize, lmtime, lino) and `seq`, the share sequence number of its last change.
 //   pending  — remote entries we accepted but whose content is not on disk yet.
 //   cursors  — for each peer and share: the peer's index id and the last sequence number applied.
+//   acks     — for each peer and share: how far the peer has applied *our* entries (its ACKs);
+//              tombstones every known peer has applied are garbage-collected.
 //   layers   — BEP 52 piece layers of files larger than one piece, by root.
 //   partials — bitfields of verified pieces of interrupted downloads, by root.
 import Database from 'better-sqlite3'
@@ -32,6 +34,7 @@ CREATE TABLE IF NOT EXISTS pending (
   size INTEGER NOT NULL, mtime INTEGER NOT NULL, root BLOB NOT NULL, version TEXT NOT NULL, by TEXT NOT NULL,
   src TEXT NOT NULL, keep_local INTEGER NOT NULL DEFAULT 0, as_is INTEGER NOT NULL DEFAULT 0, PRIMARY KEY (share, path)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS cursors (peer TEXT NOT NULL, share TEXT NOT NULL, index_id TEXT NOT NULL, seq INTEGER NOT NULL, PRIMARY KEY (peer, share)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS acks (peer TEXT NOT NULL, share TEXT NOT NULL, seq INTEGER NOT NULL, PRIMARY KEY (peer, share)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS layers (root BLOB PRIMARY KEY, layer BLOB NOT NULL) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS partials (root BLOB PRIMARY KEY, have BLOB NOT NULL) WITHOUT ROWID;
 `
@@ -114,6 +117,13 @@ export class IndexDb {
       deletePending: d.prepare('DELETE FROM pending WHERE share = ? AND path = ?'),
       getCursor: d.prepare('SELECT index_id AS indexId, seq FROM cursors WHERE peer = ? AND share = ?'),
       setCursor: d.prepare('INSERT OR REPLACE INTO cursors (peer, share, index_id, seq) VALUES (?, ?, ?, ?)'),
+      setAck: d.prepare('INSERT INTO acks (peer, share, seq) VALUES (?, ?, ?) ON CONFLICT (peer, share) DO UPDATE SET seq = MAX(seq, excluded.seq)'),
+      // Every peer this node ever exchanged the share with: those it applied entries from, and those that acked.
+      ackHorizon: d.prepare(`SELECT MIN(COALESCE(a.seq, 0)) AS seq, COUNT(*) AS peers FROM
+        (SELECT peer FROM cursors WHERE share = @share UNION SELECT peer FROM acks WHERE share = @share) p
+        LEFT JOIN acks a ON a.peer = p.peer AND a.share = @share`),
+      dropTombstones: d.prepare('DELETE FROM entries WHERE share = @share AND deleted = 1 AND seq <= @upTo AND seq < (SELECT MAX(seq) FROM entries WHERE share = @share)'),
+      countTombstones: d.prepare('SELECT COUNT(*) AS n FROM entries WHERE share = ? AND deleted = 1'),
       getLayer: d.prepare('SELECT layer FROM layers WHERE root = ?'),
       putLayer: d.prepare('INSERT OR IGNORE INTO layers (root, layer) VALUES (?, ?)'),
       getPartial: d.prepare('SELECT have FROM partials WHERE root = ?'),
@@ -229,6 +239,21 @@ export class IndexDb {
   setCursor (peer: string, share: string, indexId: string, seq: number): void {
     this.st.setCursor.run(peer, share, indexId, seq)
   }
+
+  /** Peer `peer` has applied our entries of `share` up to `seq` (only ever moves forward). */
+  setAck (peer: string, share: string, seq: number): void { this.st.setAck.run(peer, share, seq) }
+
+  /**
+   * Deletes the tombstones of a share that every peer known to the share has applied; returns
+   * how many. The newest row is always kept: the share's sequence counter is its MAX(seq).
+   */
+  collectTombstones (share: string): number {
+    const h = this.st.ackHorizon.get({ share }) as { seq: number | null, peers: number }
+    if (h.peers === 0 || h.seq === null || h.seq <= 0) return 0
+    return this.st.dropTombstones.run({ share, upTo: h.seq }).changes
+  }
+
+  tombstoneCount (share: string): number { return (this.st.countTombstones.get(share) as { n: number }).n }
 
   getLayer (root: Buffer): Buffer | null {
     const r = this.st.getLayer.get(root) as { layer: Buffer } | undefined

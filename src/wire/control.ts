@@ -11,6 +11,7 @@
 //   ENTRIES   str share ‖ f64 upTo ‖ u32 n ‖ n × entry     — a batch of the sender's changes (≤ upTo)
 //   ROOT      str share ‖ 32 root ‖ u8 settled             — the sender's manifest root (settled: nothing pending)
 //   ERROR     str code ‖ str message                       — sent before closing on purpose
+//   ACK       str share ‖ str indexId ‖ f64 seq            — "I applied your entries up to seq" (tombstone GC)
 // An entry is
 //   str path ‖ u8 flags (1 dir, 2 deleted, 4 has data) ‖ f64 size ‖ f64 mtime ‖ 32 root ‖ str by ‖
 //   u16 n ‖ n × (str node ‖ f64 counter) ‖ [bytes data]
@@ -33,7 +34,7 @@ const MAX_SHARES_PER_FRAME = 4096
  */
 export const MAX_HANDSHAKE_FRAME = 512
 
-export const MSG = { HELLO: 1, AUTH: 2, SHARES: 3, SUBSCRIBE: 4, ENTRIES: 5, ROOT: 6, ERROR: 7 } as const
+export const MSG = { HELLO: 1, AUTH: 2, SHARES: 3, SUBSCRIBE: 4, ENTRIES: 5, ROOT: 6, ERROR: 7, ACK: 8 } as const
 
 export interface ShareInfo { id: string, indexId: string, root: Buffer }
 export interface WireEntry { entry: Entry, data?: Buffer }
@@ -46,6 +47,7 @@ export type ControlMessage =
   | { type: 'entries', share: string, upTo: number, entries: WireEntry[] }
   | { type: 'root', share: string, root: Buffer, settled: boolean }
   | { type: 'error', code: string, message: string }
+  | { type: 'ack', share: string, indexId: string, seq: number }
 
 function frame (type: number, body: (w: Writer) => void, sizeHint = 256): Buffer {
   const w = new Writer(sizeHint).u32(0).u8(type)
@@ -107,7 +109,8 @@ export const encode = {
     }, hint)
   },
   root: (share: string, root: Buffer, settled: boolean) => frame(MSG.ROOT, w => w.str(share).raw(root).u8(settled ? 1 : 0)),
-  error: (code: string, message: string) => frame(MSG.ERROR, w => w.str(code).str(message))
+  error: (code: string, message: string) => frame(MSG.ERROR, w => w.str(code).str(message)),
+  ack: (share: string, indexId: string, seq: number) => frame(MSG.ACK, w => w.str(share).str(indexId).f64(seq))
 }
 
 function shareId (r: Reader): string {
@@ -164,6 +167,7 @@ export function decode (body: Buffer): ControlMessage {
     }
     case MSG.ROOT: msg = { type: 'root', share: shareId(r), root: Buffer.from(r.raw(32)), settled: r.u8() === 1 }; break
     case MSG.ERROR: msg = { type: 'error', code: r.str(), message: r.str() }; break
+    case MSG.ACK: msg = { type: 'ack', share: shareId(r), indexId: indexId(r), seq: seq(r) }; break
     default: throw new SwarmError('ERR_PROTOCOL', `unknown control message type ${type}`)
   }
   r.end()
