@@ -2,7 +2,10 @@
 // reached outside its share before, made to fail if it ever comes back.
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { writeFileSync, mkdirSync, rmSync, existsSync, renameSync, readFileSync, readdirSync, statSync, symlinkSync } from 'node:fs'
+import { writeFileSync, mkdirSync, rmSync, existsSync, renameSync, readFileSync, readdirSync, statSync, symlinkSync, chmodSync, chownSync } from 'node:fs'
+import { spawn, spawnSync } from 'node:child_process'
+import { dirname } from 'node:path'
+import { fileURLToPath } from 'node:url'
 import { join } from 'node:path'
 import { randomBytes } from 'node:crypto'
 import { createSocket } from 'node:dgram'
@@ -244,5 +247,47 @@ test('tombstones are garbage-collected once every peer has applied them, and del
     writeFileSync(join(b.dir, 'w'), 'w')
     await waitFor('w on a', () => fileIs(join(a.dir, 'w'), 'w') && settled([a, b]))
     assert.ok(!existsSync(join(a.dir, 'x')) && !existsSync(join(b.dir, 'x')), 'the deleted file did not come back')
+  } finally { await c.stop() }
+})
+
+const BIN = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'bin', 'swarm.js')
+const NOBODY = 65534
+
+test('an unreadable file is logged on the terminal (at startup too) and skipped; the rest of the scan goes on', async (t) => {
+  // Root reads everything, so the node runs as `nobody` and the file belongs to root, mode 0600.
+  const canRun = process.getuid?.() === 0 && spawnSync(process.execPath, ['-e', `require('fs').accessSync(${JSON.stringify(BIN)})`], { uid: NOBODY, gid: NOBODY }).status === 0
+  if (!canRun) { t.skip('needs root and a checkout that user nobody can read'); return }
+  const c = new Cluster()
+  chmodSync(c.base, 0o755)
+  const bDir = join(c.base, 'b', 'share')
+  const bState = join(c.base, 'b', 'state')
+  mkdirSync(join(bDir, 'sub'), { recursive: true })
+  mkdirSync(bState, { recursive: true })
+  writeFileSync(join(bDir, 'ok1.txt'), 'one')
+  writeFileSync(join(bDir, 'sub', 'ok2.txt'), 'two')
+  writeFileSync(join(bDir, 'secret.txt'), 'root only')
+  for (const p of [join(c.base, 'b'), bDir, join(bDir, 'sub'), join(bDir, 'ok1.txt'), join(bDir, 'sub', 'ok2.txt'), bState]) chownSync(p, NOBODY, NOBODY)
+  chmodSync(join(bDir, 'secret.txt'), 0o600)
+  const run = () => {
+    const child = spawn(process.execPath, [BIN, 'share', `${bDir}=share`, '--listen', '127.0.0.1:0', '--peer', a.node.address, '--secret', SECRET, '--state', bState], { uid: NOBODY, gid: NOBODY, stdio: ['ignore', 'ignore', 'pipe'] })
+    let err = ''
+    child.stderr.on('data', (d: Buffer) => { err += d.toString() })
+    return { child, stderr: () => err, stop: async () => { child.kill('SIGTERM'); await new Promise(r => child.once('exit', r)) } }
+  }
+  const a = await c.add('a')
+  try {
+    let b = run()
+    try {
+      await waitFor('the readable files reach a', () => fileIs(join(a.dir, 'ok1.txt'), 'one') && fileIs(join(a.dir, 'sub', 'ok2.txt'), 'two'), 30_000)
+      await waitFor('the unreadable file is reported on the terminal', () => /cannot read secret\.txt/.test(b.stderr()))
+      assert.ok(!existsSync(join(a.dir, 'secret.txt')))
+    } finally { await b.stop() }
+    rmSync(join(bDir, 'ok1.txt'))                    // deleted while the node is down
+    b = run()
+    try {
+      await waitFor('the deletion made while stopped reaches a', () => !existsSync(join(a.dir, 'ok1.txt')), 30_000)
+      await waitFor('reported again at startup', () => /cannot read secret\.txt/.test(b.stderr()))
+      assert.ok(fileIs(join(a.dir, 'sub', 'ok2.txt'), 'two'))
+    } finally { await b.stop() }
   } finally { await c.stop() }
 })
