@@ -1,5 +1,5 @@
-// SwarmNode: one running node. It owns the transport, the sessions (one per peer), the shares,
-// the downloads in flight and the serving of pieces; the Share objects own the disk.
+// SwarmNode: one running node. It owns the transport, the sessions (one per peer) and the shares;
+// content.ts fetches and serves file content, the Share objects own the disk.
 //
 // Life of a change: Share commits → 'changed' → every session pumps the entries the peer has
 // not seen (small files inline) and the new root is announced → the peer's Share applies them,
@@ -7,23 +7,20 @@
 import { EventEmitter } from 'node:events'
 import { createHash } from 'node:crypto'
 import * as fs from 'node:fs'
-import { join, resolve, basename } from 'node:path'
+import { resolve, basename } from 'node:path'
 import type { Duplex } from 'node:stream'
 import { IndexDb } from '../store/db.js'
 import { StateLock } from '../store/state-lock.js'
 import { Share } from '../sync/share.js'
 import type { Entry } from '../model/entry.js'
-import { sameLocal } from '../model/entry.js'
 import { PeerSession, STREAM_CONTROL, STREAM_PIECES, type SessionHost } from './session.js'
 import type { Connection, Listener, Transport } from '../transport/types.js'
 import { createQuicTransport } from '../transport/quic.js'
 import { loadOrCreateIdentity, type Identity } from '../transport/identity.js'
-import { Download } from '../swarm/download.js'
 import { serveWire } from '../swarm/serve.js'
-import { FileSource, type PieceSource } from '../swarm/source.js'
-import { SwarmError, isSwarmError } from '../errors.js'
+import { ContentExchange } from './content.js'
+import { SwarmError } from '../errors.js'
 import { shareIdProblem } from '../model/rules.js'
-import { hashFile } from '../merkle/hash-file.js'
 import type { ShareInfo, WireEntry } from '../wire/control.js'
 import { parseHostPort } from './address.js'
 import { deriveAuthKey } from './auth.js'
@@ -33,18 +30,6 @@ import { printable } from '../model/printable.js'
 /** Redial backoff for --peer addresses: first retry, growth, ceiling. */
 export const REDIAL_MIN_MS = 250
 export const REDIAL_MAX_MS = 5000
-/** How often the bitfield of an interrupted download is saved, at most. */
-const PARTIAL_SAVE_MS = 200
-/** Files kept open for serving at once; the least recently opened is closed past this. */
-const MAX_OPEN_SOURCES = 64
-/** A piece stream that arrives before the peer's SHARES message waits this long for it. */
-const SHARES_WAIT_MS = 5000
-/**
- * Files fetched through the piece exchange at once, across all shares. Each download holds a
- * part file, a bitfield and picker state sized by the file, so a peer announcing thousands of
- * big files must not make us open thousands; the rest wait their turn.
- */
-export const MAX_CONCURRENT_FETCHES = 8
 /** Acks arrive with every batch; tombstones are collected at most this often per share. */
 const TOMBSTONE_GC_DELAY_MS = 1000
 /** One log line is cut to this many characters (control characters are escaped as well). */
@@ -97,24 +82,30 @@ export class SwarmNode extends EventEmitter<NodeEvents> implements SessionHost {
   db!: IndexDb
   readonly shares = new Map<string, Share>()
   private readonly sessions = new Map<string, PeerSession>()
-  private readonly downloads = new Map<string, { dl: Download, done: Promise<string>, share: Share, holders: Set<PeerSession> }>()
   private readonly lastInSync = new Map<string, string>()
-  /** Open files being served, by root: one file handle per file however many peers read it. */
-  private readonly sources = new Map<string, FileSource>()
   private readonly rootTimers = new Set<string>()
   private readonly dialers: Array<{ stop: () => void }> = []
   private stopped = false
   private wirePeerId!: Buffer
   private lock: StateLock | null = null
   private readonly gcTimers = new Map<string, NodeJS.Timeout>()
-  private activeFetches = 0
-  private readonly fetchQueue: Array<() => void> = []
+  private readonly content: ContentExchange
 
   constructor (private readonly opts: NodeOptions) {
     super()
     this.stateDir = resolve(opts.stateDir)
     this.authKey = deriveAuthKey(opts.secret)   // checks the secret; ~80 ms, once
     this.admission = new Admission(opts.admission, (level, msg) => this.log(level, msg))
+    const node = this
+    this.content = new ContentExchange({
+      get db () { return node.db },
+      get wirePeerId () { return node.wirePeerId },
+      get stopped () { return node.stopped },
+      shares: this.shares,
+      sessions: () => this.sessions.values(),
+      onFetched: (e) => this.emit('fetched', e),
+      log: (level, msg) => this.log(level, msg)
+    })
   }
 
   get peerId (): string { return this.identity.peerId }
@@ -166,9 +157,7 @@ export class SwarmNode extends EventEmitter<NodeEvents> implements SessionHost {
     for (const d of this.dialers) d.stop()
     for (const t of this.gcTimers.values()) clearTimeout(t)
     for (const s of this.shares.values()) s.stop()
-    for (const { dl } of this.downloads.values()) dl.abort()
-    for (const s of this.sources.values()) void s.close()
-    this.sources.clear()
+    this.content.stop()
     for (const s of this.sessions.values()) s.close('node stopping')
     await this.transport?.close()
     this.db?.close()
@@ -262,10 +251,7 @@ export class SwarmNode extends EventEmitter<NodeEvents> implements SessionHost {
   }
 
   onShares (session: PeerSession): void {
-    // Downloads in flight gain this peer as a holder if it replicates their share.
-    for (const { dl, share, holders } of this.downloads.values()) {
-      if (session.remoteShares.has(share.id) && !holders.has(session)) { holders.add(session); void this.addHolder(dl, session) }
-    }
+    this.content.onShares(session)
     for (const [id, info] of session.remoteShares) {
       const share = this.shares.get(id)
       if (share === undefined || share.paused) continue
@@ -311,7 +297,7 @@ export class SwarmNode extends EventEmitter<NodeEvents> implements SessionHost {
       } else if (tag[0] === STREAM_PIECES) {
         const session = this.sessions.get(conn.remotePeerId)
         if (session === undefined || !session.ready || session.conn !== conn) { stream.destroy(); return }
-        serveWire(stream, { peerId: this.wirePeerId, lookup: (infoHash) => this.lookupSource(infoHash, session) })
+        serveWire(stream, { peerId: this.wirePeerId, lookup: (infoHash) => this.content.lookupSource(infoHash, session) })
       } else {
         stream.destroy()
       }
@@ -397,143 +383,13 @@ export class SwarmNode extends EventEmitter<NodeEvents> implements SessionHost {
 
   // ---- content ------------------------------------------------------------------------------
 
-  /** Fetches the content of `entry` into the share's tmp dir from every connected holder; resolves with its path. */
-  fetch (share: Share, entry: Entry, _from: string): Promise<string> {
-    const key = share.id + ':' + entry.size + ':' + entry.root.toString('hex')
-    const running = this.downloads.get(key)
-    if (running !== undefined) return running.done
-    const partPath = join(share.disk.tmpDir, `${entry.root.toString('hex')}-${entry.size}.part`)
-    const dl = this.newDownload(entry, partPath)
-    const resumed = dl.complete() || dl.haveBitfield().some(b => b !== 0)
-    let saveTimer: NodeJS.Timeout | null = null
-    let ended = false
-    const saveBitfield = () => { saveTimer = null; if (!this.stopped && !ended) this.db.putPartial(entry.root, dl.haveBitfield()) }
-    dl.on('verified', () => { if (saveTimer === null && !ended) saveTimer = setTimeout(saveBitfield, PARTIAL_SAVE_MS) })
-    dl.on('peer-error', (label: string, err: Error) => this.log('warn', `fetching ${entry.path} from ${label}: ${err.message}`))
-    const holders = new Set<PeerSession>()
-    const done = (async () => {
-      let forget = false   // drop the record of verified pieces (done, or found wrong)
-      await this.fetchSlot()
-      try {
-        for (const s of this.sessions.values()) if (s.ready && s.remoteShares.has(share.id)) { holders.add(s); void this.addHolder(dl, s) }
-        await dl.start()
-        this.emit('fetched', { share: share.id, path: entry.path, root: entry.root.toString('hex'), pieces: dl.stats.piecesFetched, bytes: dl.stats.bytesFetched, perPeer: Object.fromEntries(dl.stats.perPeer) })
-        const layer = await dl.pieceLayer()
-        // Pieces kept from an earlier run were verified then, but the disk may not have kept them
-        // (a power cut after the bitfield was saved): a resumed file is checked whole before use.
-        if (resumed) await checkWholeFile(partPath, entry)
-        if (layer !== null) this.db.putLayer(entry.root, layer)
-        forget = true
-        return partPath
-      } catch (err) {
-        if (isSwarmError(err, 'ERR_VERIFY_FAILED')) { fs.rmSync(partPath, { force: true }); forget = true }   // start over
-        throw err
-      } finally {
-        ended = true
-        if (saveTimer !== null) clearTimeout(saveTimer)
-        // On success the record goes with the part file (about to be renamed away): saved after
-        // that, it would make the next download of this root trust a file that is not there.
-        if (forget) this.db.deletePartial(entry.root)
-        else if (!this.stopped) this.db.putPartial(entry.root, dl.haveBitfield())
-        this.downloads.delete(key)
-        this.releaseFetchSlot()
-      }
-    })()
-    this.downloads.set(key, { dl, done, share, holders })
-    return done
-  }
-
-  /** A Download for `entry`, resuming from a part file only if it is there, whole-sized, with a matching record. */
-  private newDownload (entry: Entry, partPath: string): Download {
-    const opts = { root: entry.root, size: entry.size, partPath, peerId: this.wirePeerId }
-    const have = this.db.getPartial(entry.root)
-    const layer = this.db.getLayer(entry.root)
-    const part = fs.statSync(partPath, { throwIfNoEntry: false })
-    const resumable = have !== null && part !== undefined && part.isFile() && part.size === entry.size
-    if (have !== null && !resumable) this.db.deletePartial(entry.root)
-    if (!resumable) fs.rmSync(partPath, { force: true })
-    try {
-      return new Download({ ...opts, have: resumable ? have : undefined, layer })
-    } catch (err) {
-      // A record that does not fit this (root, size): drop it and start clean.
-      if (layer === null && !resumable) throw err
-      this.log('warn', `ignoring saved download state for ${entry.path}: ${(err as Error).message}`)
-      this.db.deletePartial(entry.root)
-      fs.rmSync(partPath, { force: true })
-      return new Download({ ...opts, layer: null })
-    }
-  }
-
-  private async fetchSlot (): Promise<void> {
-    if (this.activeFetches < MAX_CONCURRENT_FETCHES) { this.activeFetches++; return }
-    await new Promise<void>(resolve => this.fetchQueue.push(resolve))
-  }
-
-  private releaseFetchSlot (): void {
-    const next = this.fetchQueue.shift()
-    if (next !== undefined) next(); else this.activeFetches--
-  }
-
-  private async addHolder (dl: Download, session: PeerSession): Promise<void> {
-    try {
-      const stream = await session.conn.openStream()
-      stream.write(Buffer.from([STREAM_PIECES]))
-      dl.addPeer(stream, session.peerId)
-    } catch (err) {
-      this.log('warn', `cannot open a piece stream to ${session.peerId}: ${(err as Error).message}`)
-    }
-  }
-
-  /**
-   * What we can serve for an info hash: a complete local file, or a download in progress — only
-   * from shares this peer replicates too, so content is never served across shares.
-   */
-  private async lookupSource (infoHash: Buffer, session: PeerSession): Promise<PieceSource | undefined> {
-    if (!session.sharesKnown) {
-      await new Promise<void>(resolve => {
-        const t = setTimeout(resolve, SHARES_WAIT_MS)
-        session.once('shares', () => { clearTimeout(t); resolve() })
-      })
-    }
-    for (const { dl, share } of this.downloads.values()) {
-      if (session.remoteShares.has(share.id) && dl.root.subarray(0, 20).equals(infoHash)) return dl
-    }
-    for (const row of this.db.localByInfoHash(infoHash)) {
-      const share = this.shares.get(row.share)
-      if (share === undefined || share.paused || row.local === null || !session.remoteShares.has(row.share)) continue
-      const abs = share.disk.abs(row.path)
-      let st: fs.Stats | null
-      try { st = share.disk.lstat(row.path) } catch { continue }
-      if (st === null || !st.isFile() || !sameLocal(row.local, st)) continue
-      const key = row.root.toString('hex')
-      const cached = this.sources.get(key)
-      if (cached !== undefined && cached.path === abs && cached.mtimeMs === row.local.mtimeMs) return cached
-      if (cached !== undefined) { this.sources.delete(key); void cached.close() }
-      const source = new FileSource({ path: abs, root: row.root, size: row.size, layer: this.db.getLayer(row.root), mtimeMs: row.local.mtimeMs, verify: false })
-      this.sources.set(key, source)
-      if (this.sources.size > MAX_OPEN_SOURCES) {
-        const [oldKey, old] = this.sources.entries().next().value as [string, FileSource]
-        this.sources.delete(oldKey)
-        void old.close()
-      }
-      return source
-    }
-    return undefined
-  }
+  fetch (share: Share, entry: Entry, from: string): Promise<string> { return this.content.fetch(share, entry, from) }
 }
 
 function checkShareId (id: string): string {
   const problem = shareIdProblem(id)
   if (problem !== null) throw new SwarmError('ERR_BAD_ARGUMENT', `share id ${JSON.stringify(id)}: ${problem}; give another with <dir>=<id>`)
   return id
-}
-
-/** The finished part file hashes to the entry's root and has its size, or ERR_VERIFY_FAILED. */
-async function checkWholeFile (partPath: string, entry: Entry): Promise<void> {
-  const h = await hashFile(partPath)
-  if (h.size !== entry.size || !h.root.equals(entry.root)) {
-    throw new SwarmError('ERR_VERIFY_FAILED', `resumed download of ${entry.path} does not match its root; fetching it again`)
-  }
 }
 
 function checkFolder (dir: string): string {

@@ -13,6 +13,7 @@
 //   without it is not the folder the index describes (an unmounted mount point, a replaced dir).
 import * as fs from 'node:fs'
 import * as fsp from 'node:fs/promises'
+import { spawn } from 'node:child_process'
 import { join } from 'node:path'
 import { randomBytes } from 'node:crypto'
 import { SwarmError } from '../errors.js'
@@ -21,6 +22,8 @@ import { type LocalStat, sameLocal } from '../model/entry.js'
 
 export const TMP_DIR = join(META_DIR, 'tmp')
 export const MARKER_FILE = join(META_DIR, 'marker')
+/** Batches of more temp files than this are made durable with one syncfs instead of an fsync each. */
+const SYNC_EACH_MAX = 8
 const O_READ = fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW
 
 export class ShareDisk {
@@ -47,6 +50,36 @@ export class ShareDisk {
   abs (rel: string): string { return join(this.root, rel) }
 
   tempPath (): string { return join(this.tmpDir, `w-${this.tmpPrefix}-${(this.tmpCounter++).toString(36)}`) }
+
+  /**
+   * Why this folder must not be scanned, or null (see Share.folderProblem). A folder without the
+   * marker gets one only while the index knows no live file in it (a new share).
+   */
+  folderProblem (shareId: string, indexedLive: number, acceptEmpty: boolean): string | null {
+    let hasMarker: boolean
+    let empty: boolean
+    try {
+      hasMarker = this.hasMarker()
+      empty = this.isEmpty()
+    } catch (err) {
+      return `cannot read the folder ${this.root}: ${(err as Error).message}`
+    }
+    if (!hasMarker) {
+      if (indexedLive > 0) {
+        return `folder ${this.root} has no .swarm/marker although the index knows ${indexedLive} files there: ` +
+          'it may be unmounted or replaced; mount it back (or restore .swarm/marker) and the share resumes by itself'
+      }
+      try { this.init(); this.writeMarker(shareId) } catch (err) {
+        return `cannot write the folder marker in ${this.root}: ${(err as Error).message}`
+      }
+      return null
+    }
+    if (empty && indexedLive > 0 && !acceptEmpty) {
+      return `folder ${this.root} is empty but the index lists ${indexedLive} files: not deleting them on every peer; ` +
+        'if it was emptied on purpose, start with --accept-empty (acceptEmpty) once'
+    }
+    return null
+  }
 
   hasMarker (): boolean { return fs.existsSync(join(this.root, MARKER_FILE)) }
 
@@ -154,18 +187,18 @@ export class ShareDisk {
   }
 
   /** Writes `data` to a temp file with the given mtime; returns the temp path and its stat. */
-  writeTemp (data: Buffer, mtime: number): { tmp: string, local: LocalStat } {
+  /** `durable`: fsync before returning; a batch passes false and calls syncTemps once for all its files. */
+  writeTemp (data: Buffer, mtime: number, durable = true): { tmp: string, local: LocalStat } {
     const tmp = this.tempPath()
     const fd = fs.openSync(tmp, 'wx', 0o644)
     try {
       let off = 0
       while (off < data.length) off += fs.writeSync(fd, data, off, data.length - off)
       fs.futimesSync(fd, mtime / 1000, mtime / 1000)
-      fs.fsyncSync(fd)
+      if (durable) fs.fsyncSync(fd)
       const st = fs.fstatSync(fd)
       return { tmp, local: { size: st.size, mtimeMs: st.mtimeMs, ino: st.ino } }
     } catch (err) {
-      fs.closeSync(fd)
       fs.rmSync(tmp, { force: true })
       throw mapWriteError(err)
     } finally {
@@ -174,13 +207,13 @@ export class ShareDisk {
   }
 
   /** Copies a local file (reflink where the filesystem can) into a temp file with the given mtime. */
-  copyToTemp (srcRel: string, mtime: number): { tmp: string, local: LocalStat } {
+  copyToTemp (srcRel: string, mtime: number, durable = true): { tmp: string, local: LocalStat } {
     const tmp = this.tempPath()
     try {
       const src = this.openRead(srcRel)   // the source must not be a symlink either
       fs.closeSync(src)
       fs.copyFileSync(this.abs(srcRel), tmp, fs.constants.COPYFILE_FICLONE)
-      return { tmp, local: this.stampTemp(tmp, mtime) }
+      return { tmp, local: this.stampTemp(tmp, mtime, durable) }
     } catch (err) {
       fs.rmSync(tmp, { force: true })
       throw mapWriteError(err)
@@ -188,14 +221,28 @@ export class ShareDisk {
   }
 
   /** Sets the mtime of a finished temp file, makes its data durable, and returns its stat. */
-  stampTemp (tmp: string, mtime: number): LocalStat {
+  stampTemp (tmp: string, mtime: number, durable = true): LocalStat {
     const fd = fs.openSync(tmp, 'r+')
     try {
       fs.futimesSync(fd, mtime / 1000, mtime / 1000)
-      fs.fsyncSync(fd)
+      if (durable) fs.fsyncSync(fd)
       const st = fs.fstatSync(fd)
       return { size: st.size, mtimeMs: st.mtimeMs, ino: st.ino }
     } finally { fs.closeSync(fd) }
+  }
+
+  /**
+   * Makes a batch of temp files durable before any of them is renamed into place: an fsync each
+   * when they are few, else one syncfs of the share's filesystem (`sync -f`), which costs about
+   * what a handful of fsyncs do (measured: 2,000 files of 4 KiB, 0.8 s fsync'd one by one, 0.03–0.13 s
+   * more than not syncing at all with one syncfs). Falls back to fsync each if `sync` fails.
+   */
+  async syncTemps (tmps: string[]): Promise<void> {
+    if (tmps.length > SYNC_EACH_MAX && await syncFilesystem(this.tmpDir)) return
+    for (const t of tmps) {
+      const fd = fs.openSync(t, 'r')
+      try { fs.fsyncSync(fd) } catch (err) { throw mapWriteError(err) } finally { fs.closeSync(fd) }
+    }
   }
 
   /**
@@ -269,6 +316,15 @@ export class ShareDisk {
     if (this.lstat(toRel) !== null) throw new SwarmError('ERR_BAD_PATH', `not renaming ${fromRel}: ${toRel} exists`)
     fs.renameSync(from, this.checkedAbs(toRel))
   }
+}
+
+/** One syncfs(2) of the filesystem holding `dir` through coreutils' `sync -f`; false if that could not be done. */
+function syncFilesystem (dir: string): Promise<boolean> {
+  return new Promise(resolve => {
+    const p = spawn('sync', ['-f', dir], { stdio: 'ignore' })
+    p.once('error', () => resolve(false))
+    p.once('exit', code => resolve(code === 0))
+  })
 }
 
 export function mapWriteError (err: unknown): Error {

@@ -16,12 +16,11 @@ import { META_DIR, conflictName, numberedName, parentOf } from '../model/paths.j
 import { ShareDisk, mapWriteError } from '../store/share-disk.js'
 import type { WireEntry } from '../wire/control.js'
 import { ShareFeed } from './feed.js'
+import { RetryBackoff } from './retry.js'
 import { LocalScanner, type LocalChange } from './scan.js'
 
 /** Longest wait between retries of a failed fetch, in seconds. */
 const FETCH_RETRY_MAX_S = 30
-/** First wait before a failed write is tried again; it doubles up to FETCH_RETRY_MAX_S. */
-const RETRY_FIRST_MS = 100
 /** A paused share (marker missing, folder emptied) looks at its folder again this often. */
 export const PAUSE_RECHECK_MS = 2000
 
@@ -59,8 +58,9 @@ export class Share extends EventEmitter<ShareEvents> {
   private localQueue: Promise<void> = Promise.resolve()
   private readonly fetching = new Set<string>()
   /** Pending paths whose write failed: the reason last logged and how many times it was tried. */
-  private readonly retryFailures = new Map<string, { why: string, attempt: number }>()
-  private readonly retryTimers = new Map<string, NodeJS.Timeout>()
+  private readonly retries: RetryBackoff
+  /** While a batch is applied: temp files written, waiting for one durability barrier before they go in place. */
+  private staged: Array<{ tmp: string, entry: Entry, local: LocalStat, from: string, keepLocal: boolean }> | null = null
   /** Paths with a pending row in the index (mirrors the table, so the hot path needs no query). */
   private readonly pendingSet = new Set<string>()
   /** Files this node just wrote from a peer, with their stat: the watcher's echo of our own write is skipped cheaply. */
@@ -84,6 +84,7 @@ export class Share extends EventEmitter<ShareEvents> {
     this.indexId = row.indexId
     this.disk = new ShareDisk(row.dir)
     this.feed = new ShareFeed(host.db, row.id, this.disk)
+    this.retries = new RetryBackoff(rel => this.retryPending(rel), (level, msg) => host.log(level, `share ${this.id}: ${msg}`))
     this.scanner = new LocalScanner({
       id: this.id, db: host.db, disk: this.disk, shortId: host.shortId,
       watcher: () => this.watcher,
@@ -127,7 +128,7 @@ export class Share extends EventEmitter<ShareEvents> {
     this.stopped = true
     this.watcher?.close()
     if (this.pauseTimer !== null) clearTimeout(this.pauseTimer)
-    for (const t of this.retryTimers.values()) clearTimeout(t)
+    this.retries.stop()
   }
 
   get paused (): boolean { return this.pausedReason !== null }
@@ -139,31 +140,9 @@ export class Share extends EventEmitter<ShareEvents> {
    * the index lists files is refused the same way unless the user says it was emptied on purpose.
    */
   private folderProblem (): string | null {
-    let hasMarker: boolean
-    let empty: boolean
-    try {
-      hasMarker = this.disk.hasMarker()
-      empty = this.disk.isEmpty()
-    } catch (err) {
-      return `cannot read the folder ${this.dir}: ${(err as Error).message}`
-    }
-    const live = this.tree.size
-    if (!hasMarker) {
-      if (live > 0) {
-        return `folder ${this.dir} has no .swarm/marker although the index knows ${live} files there: ` +
-          'it may be unmounted or replaced; mount it back (or restore .swarm/marker) and the share resumes by itself'
-      }
-      try { this.disk.init(); this.disk.writeMarker(this.id) } catch (err) {
-        return `cannot write the folder marker in ${this.dir}: ${(err as Error).message}`
-      }
-      return null
-    }
-    if (empty && live > 0 && this.opts.acceptEmpty !== true) {
-      return `folder ${this.dir} is empty but the index lists ${live} files: not deleting them on every peer; ` +
-        'if it was emptied on purpose, start with --accept-empty (acceptEmpty) once'
-    }
-    return null
+    return this.disk.folderProblem(this.id, this.tree.size, this.opts.acceptEmpty === true)
   }
+
 
   private pause (reason: string): void {
     const first = this.pausedReason === null
@@ -256,18 +235,45 @@ export class Share extends EventEmitter<ShareEvents> {
     const own = !this.db.db.inTransaction
     if (own) this.db.db.exec('BEGIN')
     try {
-      for (const item of [...live, ...gone]) {
-        try {
-          if (await this.applyOne(from, item)) changed = true
-        } catch (err) {
-          // applyOne records what cannot be written yet as pending (see materialize); this is a bug or the index failing.
-          this.host.log('error', `share ${this.id}: cannot apply ${item.entry.path} from ${from}: ${(err as Error).message}`)
-        }
-      }
+      // New content is written to temp files first, made durable together, then put in place.
+      this.staged = []
+      for (const item of live) if (await this.applyGuarded(from, item)) changed = true
+      await this.installStaged()
+      for (const item of gone) if (await this.applyGuarded(from, item)) changed = true
     } finally {
+      this.staged = null
       if (own && this.db.db.inTransaction) this.db.db.exec('COMMIT')
     }
     if (changed) this.emit('changed')
+  }
+
+  private async applyGuarded (from: string, item: WireEntry): Promise<boolean> {
+    try {
+      return await this.applyOne(from, item)
+    } catch (err) {
+      // applyOne records what cannot be written yet as pending (see materialize); this is a bug or the index failing.
+      this.host.log('error', `share ${this.id}: cannot apply ${item.entry.path} from ${from}: ${(err as Error).message}`)
+      return false
+    }
+  }
+
+  /** Makes the batch's temp files durable with one barrier and puts each in place. */
+  private async installStaged (): Promise<void> {
+    const staged = this.staged ?? []
+    this.staged = null
+    if (staged.length === 0) return
+    try {
+      await this.disk.syncTemps(staged.map(s => s.tmp))
+    } catch (err) {
+      for (const s of staged) { this.disk.discard(s.tmp); this.setPending(s.entry, s.from, s.keepLocal); this.retries.failed(s.entry.path, err) }
+      return
+    }
+    for (const s of staged) {
+      try { this.installTemp(s.tmp, s.entry, s.local, s.from, s.keepLocal) } catch (err) {
+        this.setPending(s.entry, s.from, s.keepLocal)
+        this.retries.failed(s.entry.path, err)
+      }
+    }
   }
 
   private async applyOne (from: string, { entry: remote, data }: WireEntry): Promise<boolean> {
@@ -349,9 +355,8 @@ export class Share extends EventEmitter<ShareEvents> {
     try {
       return await this.materializeOrThrow(entry, data, from, keepLocal, known)
     } catch (err) {
-      this.noteRetry(entry.path, err)
       this.setPending(entry, from, keepLocal)
-      this.scheduleRetry(entry.path)
+      this.retries.failed(entry.path, err)
       return false
     }
   }
@@ -392,13 +397,13 @@ export class Share extends EventEmitter<ShareEvents> {
       if (data.length !== entry.size || !(entry.size === 0 ? ZERO_ROOT : fileRoot(data)).equals(entry.root)) {
         this.host.log('warn', `share ${this.id}: inline data for ${rel} from ${from} failed verification; fetching it instead`)
       } else {
-        const { tmp, local } = this.disk.writeTemp(data, entry.mtime)
-        this.installTemp(tmp, entry, local, from, keepLocal)
+        const { tmp, local } = this.disk.writeTemp(data, entry.mtime, this.staged === null)
+        this.installOrStage(tmp, entry, local, from, keepLocal)
         return true
       }
     }
     const copy = this.localCopy(entry)
-    if (copy !== null) { this.installTemp(copy.tmp, entry, copy.local, from, keepLocal); return true }
+    if (copy !== null) { this.installOrStage(copy.tmp, entry, copy.local, from, keepLocal); return true }
     this.setPending(entry, from, keepLocal)
     this.startFetch(entry, from)
     return false
@@ -419,11 +424,17 @@ export class Share extends EventEmitter<ShareEvents> {
       if (src.share !== this.id) continue
       const st = this.disk.lstat(src.path)
       if (st === null || !sameLocal(src.local, st)) continue
-      try { return this.disk.copyToTemp(src.path, entry.mtime) } catch (err) {
+      try { return this.disk.copyToTemp(src.path, entry.mtime, this.staged === null) } catch (err) {
         if (isSwarmError(err, 'ERR_NO_SPACE')) throw err
       }
     }
     return null
+  }
+
+  /** In a batch, the temp file waits for the batch's durability barrier; alone, it was fsync'd and goes in now. */
+  private installOrStage (tmp: string, entry: Entry, local: LocalStat, from: string, keepLocal: boolean): void {
+    if (this.staged !== null) this.staged.push({ tmp, entry, local, from, keepLocal })
+    else this.installTemp(tmp, entry, local, from, keepLocal)
   }
 
   private installTemp (tmp: string, entry: Entry, local: LocalStat, from: string, keepLocal: boolean): void {
@@ -438,7 +449,7 @@ export class Share extends EventEmitter<ShareEvents> {
       throw mapWriteError(err)
     }
     this.clearPending(entry.path)
-    this.retryFailures.delete(entry.path)
+    this.retries.succeeded(entry.path)
     this.putAndTrack(entry, local, from)
     if (this.selfWritten.size > 100_000) this.selfWritten.clear()
     this.selfWritten.set(entry.path, local)
@@ -446,27 +457,6 @@ export class Share extends EventEmitter<ShareEvents> {
   }
 
   // ---- retries ----------------------------------------------------------------------------
-
-  /** Logs a failed write once per path and reason (a retry loop must not flood the log). */
-  private noteRetry (rel: string, err: unknown): void {
-    const why = (err as Error).message
-    const prev = this.retryFailures.get(rel)
-    this.retryFailures.set(rel, { why, attempt: prev?.attempt ?? 0 })
-    if (prev?.why === why) return
-    this.host.log(isSwarmError(err, 'ERR_NO_SPACE') ? 'error' : 'warn', `share ${this.id}: cannot write ${rel} yet: ${why}; will retry`)
-  }
-
-  /** Tries a pending path again after a backoff (RETRY_FIRST_MS doubling to FETCH_RETRY_MAX_S). */
-  private scheduleRetry (rel: string): void {
-    if (this.retryTimers.has(rel) || this.stopped) return
-    const f = this.retryFailures.get(rel) ?? { why: '', attempt: 0 }
-    f.attempt++
-    this.retryFailures.set(rel, f)
-    const delay = Math.min(RETRY_FIRST_MS * 2 ** (f.attempt - 1), FETCH_RETRY_MAX_S * 1000)
-    const t = setTimeout(() => { this.retryTimers.delete(rel); this.retryPending(rel) }, delay)
-    t.unref()
-    this.retryTimers.set(rel, t)
-  }
 
   /** Materializes the pending version of `rel` again: from local content if it can, else by fetching it. */
   private retryPending (rel: string): void {
@@ -540,8 +530,7 @@ export class Share extends EventEmitter<ShareEvents> {
         this.emit('changed')
       } catch (err) {
         // Still pending: tried again later (from a local copy if one has appeared, else fetched again).
-        this.noteRetry(entry.path, err)
-        this.scheduleRetry(entry.path)
+        this.retries.failed(entry.path, err)
       }
     })
   }

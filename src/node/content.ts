@@ -1,0 +1,198 @@
+// The content side of a node: fetching files through the piece exchange (one Download per
+// (root, size), at most MAX_CONCURRENT_FETCHES at once, every connected holder of the share added
+// as a peer, the record of verified pieces kept across restarts) and choosing what to serve a
+// peer's piece stream from (a download in progress, or an indexed local file).
+//
+// Who tracks what: downloads in flight and the open files being served live here; sessions and
+// shares are the node's (read through ContentHost); the Download owns its part file.
+import * as fs from 'node:fs'
+import { join } from 'node:path'
+import type { IndexDb } from '../store/db.js'
+import type { Share } from '../sync/share.js'
+import { type Entry, sameLocal } from '../model/entry.js'
+import { STREAM_PIECES, type PeerSession } from './session.js'
+import { Download } from '../swarm/download.js'
+import { FileSource, type PieceSource } from '../swarm/source.js'
+import { hashFile } from '../merkle/hash-file.js'
+import { SwarmError, isSwarmError } from '../errors.js'
+
+/** How often the bitfield of an interrupted download is saved, at most. */
+const PARTIAL_SAVE_MS = 200
+/** Files kept open for serving at once; the least recently opened is closed past this. */
+const MAX_OPEN_SOURCES = 64
+/** A piece stream that arrives before the peer's SHARES message waits this long for it. */
+const SHARES_WAIT_MS = 5000
+/**
+ * Files fetched through the piece exchange at once, across all shares. Each download holds a
+ * part file, a bitfield and picker state sized by the file, so a peer announcing thousands of
+ * big files must not make us open thousands; the rest wait their turn.
+ */
+export const MAX_CONCURRENT_FETCHES = 8
+
+export interface FetchedEvent { share: string, path: string, root: string, pieces: number, bytes: number, perPeer: Record<string, number> }
+
+export interface ContentHost {
+  readonly db: IndexDb
+  readonly shares: Map<string, Share>
+  readonly wirePeerId: Buffer
+  readonly stopped: boolean
+  sessions (): Iterable<PeerSession>
+  onFetched (e: FetchedEvent): void
+  log (level: 'info' | 'warn' | 'error', msg: string): void
+}
+
+export class ContentExchange {
+  private readonly downloads = new Map<string, { dl: Download, done: Promise<string>, share: Share, holders: Set<PeerSession> }>()
+  /** Open files being served, by root: one file handle per file however many peers read it. */
+  private readonly sources = new Map<string, FileSource>()
+  private activeFetches = 0
+  private readonly fetchQueue: Array<() => void> = []
+
+  constructor (private readonly host: ContentHost) {}
+
+  /** A peer's SHARES arrived: downloads in flight gain it as a holder if it replicates their share. */
+  onShares (session: PeerSession): void {
+    for (const { dl, share, holders } of this.downloads.values()) {
+      if (session.remoteShares.has(share.id) && !holders.has(session)) { holders.add(session); void this.addHolder(dl, session) }
+    }
+  }
+
+  stop (): void {
+    for (const { dl } of this.downloads.values()) dl.abort()
+    for (const s of this.sources.values()) void s.close()
+    this.sources.clear()
+  }
+
+  /** Fetches the content of `entry` into the share's tmp dir from every connected holder; resolves with its path. */
+  fetch (share: Share, entry: Entry, _from: string): Promise<string> {
+    const key = share.id + ':' + entry.size + ':' + entry.root.toString('hex')
+    const running = this.downloads.get(key)
+    if (running !== undefined) return running.done
+    const partPath = join(share.disk.tmpDir, `${entry.root.toString('hex')}-${entry.size}.part`)
+    const dl = this.newDownload(entry, partPath)
+    const resumed = dl.complete() || dl.haveBitfield().some(b => b !== 0)
+    let saveTimer: NodeJS.Timeout | null = null
+    let ended = false
+    const saveBitfield = () => { saveTimer = null; if (!this.host.stopped && !ended) this.host.db.putPartial(entry.root, dl.haveBitfield()) }
+    dl.on('verified', () => { if (saveTimer === null && !ended) saveTimer = setTimeout(saveBitfield, PARTIAL_SAVE_MS) })
+    dl.on('peer-error', (label: string, err: Error) => this.host.log('warn', `fetching ${entry.path} from ${label}: ${err.message}`))
+    const holders = new Set<PeerSession>()
+    const done = (async () => {
+      let forget = false   // drop the record of verified pieces (done, or found wrong)
+      await this.fetchSlot()
+      try {
+        for (const s of this.host.sessions()) if (s.ready && s.remoteShares.has(share.id)) { holders.add(s); void this.addHolder(dl, s) }
+        await dl.start()
+        this.host.onFetched({ share: share.id, path: entry.path, root: entry.root.toString('hex'), pieces: dl.stats.piecesFetched, bytes: dl.stats.bytesFetched, perPeer: Object.fromEntries(dl.stats.perPeer) })
+        const layer = await dl.pieceLayer()
+        // Pieces kept from an earlier run were verified then, but the disk may not have kept them
+        // (a power cut after the bitfield was saved): a resumed file is checked whole before use.
+        if (resumed) await checkWholeFile(partPath, entry)
+        if (layer !== null) this.host.db.putLayer(entry.root, layer)
+        forget = true
+        return partPath
+      } catch (err) {
+        if (isSwarmError(err, 'ERR_VERIFY_FAILED')) { fs.rmSync(partPath, { force: true }); forget = true }   // start over
+        throw err
+      } finally {
+        ended = true
+        if (saveTimer !== null) clearTimeout(saveTimer)
+        // On success the record goes with the part file (about to be renamed away): saved after
+        // that, it would make the next download of this root trust a file that is not there.
+        if (forget) this.host.db.deletePartial(entry.root)
+        else if (!this.host.stopped) this.host.db.putPartial(entry.root, dl.haveBitfield())
+        this.downloads.delete(key)
+        this.releaseFetchSlot()
+      }
+    })()
+    this.downloads.set(key, { dl, done, share, holders })
+    return done
+  }
+
+  /** A Download for `entry`, resuming from a part file only if it is there, whole-sized, with a matching record. */
+  private newDownload (entry: Entry, partPath: string): Download {
+    const opts = { root: entry.root, size: entry.size, partPath, peerId: this.host.wirePeerId }
+    const have = this.host.db.getPartial(entry.root)
+    const layer = this.host.db.getLayer(entry.root)
+    const part = fs.statSync(partPath, { throwIfNoEntry: false })
+    const resumable = have !== null && part !== undefined && part.isFile() && part.size === entry.size
+    if (have !== null && !resumable) this.host.db.deletePartial(entry.root)
+    if (!resumable) fs.rmSync(partPath, { force: true })
+    try {
+      return new Download({ ...opts, have: resumable ? have : undefined, layer })
+    } catch (err) {
+      // A record that does not fit this (root, size): drop it and start clean.
+      if (layer === null && !resumable) throw err
+      this.host.log('warn', `ignoring saved download state for ${entry.path}: ${(err as Error).message}`)
+      this.host.db.deletePartial(entry.root)
+      fs.rmSync(partPath, { force: true })
+      return new Download({ ...opts, layer: null })
+    }
+  }
+
+  private async fetchSlot (): Promise<void> {
+    if (this.activeFetches < MAX_CONCURRENT_FETCHES) { this.activeFetches++; return }
+    await new Promise<void>(resolve => this.fetchQueue.push(resolve))
+  }
+
+  private releaseFetchSlot (): void {
+    const next = this.fetchQueue.shift()
+    if (next !== undefined) next(); else this.activeFetches--
+  }
+
+  private async addHolder (dl: Download, session: PeerSession): Promise<void> {
+    try {
+      const stream = await session.conn.openStream()
+      stream.write(Buffer.from([STREAM_PIECES]))
+      dl.addPeer(stream, session.peerId)
+    } catch (err) {
+      this.host.log('warn', `cannot open a piece stream to ${session.peerId}: ${(err as Error).message}`)
+    }
+  }
+
+  /**
+   * What we can serve for an info hash: a complete local file, or a download in progress — only
+   * from shares this peer replicates too, so content is never served across shares.
+   */
+  async lookupSource (infoHash: Buffer, session: PeerSession): Promise<PieceSource | undefined> {
+    if (!session.sharesKnown) {
+      await new Promise<void>(resolve => {
+        const t = setTimeout(resolve, SHARES_WAIT_MS)
+        session.once('shares', () => { clearTimeout(t); resolve() })
+      })
+    }
+    for (const { dl, share } of this.downloads.values()) {
+      if (session.remoteShares.has(share.id) && dl.root.subarray(0, 20).equals(infoHash)) return dl
+    }
+    for (const row of this.host.db.localByInfoHash(infoHash)) {
+      const share = this.host.shares.get(row.share)
+      if (share === undefined || share.paused || row.local === null || !session.remoteShares.has(row.share)) continue
+      const abs = share.disk.abs(row.path)
+      let st: fs.Stats | null
+      try { st = share.disk.lstat(row.path) } catch { continue }
+      if (st === null || !st.isFile() || !sameLocal(row.local, st)) continue
+      const key = row.root.toString('hex')
+      const cached = this.sources.get(key)
+      if (cached !== undefined && cached.path === abs && cached.mtimeMs === row.local.mtimeMs) return cached
+      if (cached !== undefined) { this.sources.delete(key); void cached.close() }
+      const source = new FileSource({ path: abs, root: row.root, size: row.size, layer: this.host.db.getLayer(row.root), mtimeMs: row.local.mtimeMs, verify: false })
+      this.sources.set(key, source)
+      if (this.sources.size > MAX_OPEN_SOURCES) {
+        const [oldKey, old] = this.sources.entries().next().value as [string, FileSource]
+        this.sources.delete(oldKey)
+        void old.close()
+      }
+      return source
+    }
+    return undefined
+  }
+}
+
+/** The finished part file hashes to the entry's root and has its size, or ERR_VERIFY_FAILED. */
+async function checkWholeFile (partPath: string, entry: Entry): Promise<void> {
+  const h = await hashFile(partPath)
+  if (h.size !== entry.size || !h.root.equals(entry.root)) {
+    throw new SwarmError('ERR_VERIFY_FAILED', `resumed download of ${entry.path} does not match its root; fetching it again`)
+  }
+}
+
