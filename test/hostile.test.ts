@@ -20,15 +20,43 @@ test('path rules refuse traversal, absolute, NUL, empty segments and .swarm/', (
   for (const p of ['a', 'a/b/c.txt', '..a', 'a..b/c', '.hidden']) assert.equal(pathProblem(p), null, p)
 })
 
+/** Every path below `root` (symlinks not followed), relative to it. */
+function allPaths (root: string): string[] {
+  const out: string[] = []
+  const walk = (rel: string) => {
+    for (const d of readdirSync(join(root, rel), { withFileTypes: true })) {
+      const p = rel === '' ? d.name : rel + '/' + d.name
+      out.push(p)
+      if (d.isDirectory()) walk(p)
+    }
+  }
+  walk('')
+  return out.sort()
+}
+
 test('a manifest with traversal paths and symlink escapes writes nothing outside the share', async () => {
   const c = new Cluster()
   try {
     const a = await c.add('a')
     const share = a.node.shares.get('share')!
+    // Where each escape would land: '..' from the share is <base>/a (the share is <base>/a/share),
+    // the symlink points at <base>/outside, an absolute path lands at itself or, joined, inside the share.
     const outside = join(c.base, 'outside')
     mkdirSync(outside)
     // A symlink inside the share that points out of it (made locally; it is never followed).
     symlinkSync(outside, join(a.dir, 'link'))
+    const landing = [
+      join(a.dir, '..', 'outside', 'escaped.txt'),
+      join(a.dir, '..', 'outside', 'x.txt'),
+      join(outside, 'through-symlink.txt'),
+      '/tmp/absolute.txt',
+      join(a.dir, 'tmp', 'absolute.txt'),
+      join(a.dir, '.swarm', 'index.db')
+    ]
+    for (const p of landing) assert.ok(!existsSync(p), `${p} exists before the test`)
+    // Everything on disk around the share, except what the node itself keeps (state dir, .swarm/).
+    const ours = (p: string) => p.startsWith('a/state/') || p.startsWith('a/share/.swarm/')
+    const before = allPaths(c.base).filter(p => !ours(p))
     const logs: string[] = []
     a.node.on('log', e => logs.push(e.message))
     const data = Buffer.from('pwned')
@@ -40,8 +68,9 @@ test('a manifest with traversal paths and symlink escapes writes nothing outside
       { entry: entry('.swarm/index.db', data), data },
       { entry: entry('ok.txt', data), data: Buffer.from('other') }   // inline data that does not match its root
     ])
-    assert.deepEqual(readdirSync(outside), [], 'nothing written outside the share')
-    assert.ok(!existsSync('/tmp/absolute.txt'))
+    for (const p of landing) assert.ok(!existsSync(p), `nothing written at ${p}`)
+    assert.deepEqual(allPaths(c.base).filter(p => !ours(p)), before, 'no file or folder appeared anywhere')
+    assert.deepEqual(readdirSync(outside), [], 'nothing written through the symlink')
     assert.ok(logs.filter(m => m.includes('rejected entry')).length >= 4, logs.join('\n'))
     assert.ok(logs.some(m => m.includes('link') && m.includes('not a folder')), logs.join('\n'))
     assert.ok(!existsSync(join(a.dir, 'ok.txt')), 'unverified inline data is not installed')
