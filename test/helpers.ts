@@ -1,9 +1,13 @@
 // Test helpers: in-process clusters of real nodes (real QUIC on loopback, real SQLite, real
 // folders in a temp dir), and waiting for conditions.
-import { mkdtempSync, mkdirSync, rmSync, readFileSync, existsSync, readdirSync, statSync } from 'node:fs'
+import { mkdtempSync, mkdirSync, rmSync, readFileSync, existsSync, readdirSync, statSync, utimesSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join, relative } from 'node:path'
-import { startNode, type SwarmNode } from '../src/index.js'
+import type { EventEmitter } from 'node:events'
+import { startNode, type SwarmNode, type NodeEvents } from '../src/index.js'
+import type { StoredEntry } from '../src/model/entry.js'
+import { loadOrCreateIdentity } from '../src/transport/identity.js'
+import { createQuicTransport } from '../src/transport/quic.js'
 
 export const SECRET = 'test-secret-0123456789'
 
@@ -14,14 +18,18 @@ export class Cluster {
   readonly nodes: TestNode[] = []
 
   /** Starts a node sharing `<base>/<name>/share` as share id 'share', dialing every node started before it. */
-  async add (name: string, opts: { secret?: string, peers?: string[], shareId?: string } = {}): Promise<TestNode> {
+  async add (name: string, opts: { secret?: string, peers?: string[], shareId?: string, handshakeTimeoutMs?: number } = {}): Promise<TestNode> {
     const dir = join(this.base, name, 'share')
     const state = join(this.base, name, 'state')
     mkdirSync(dir, { recursive: true })
+    // A shorter QUIC handshake timeout makes dials to an address nobody answers fail sooner.
+    const identity = opts.handshakeTimeoutMs === undefined ? undefined : await loadOrCreateIdentity(state)
+    const transport = identity === undefined ? undefined : createQuicTransport(identity, { handshakeTimeoutMs: opts.handshakeTimeoutMs })
     const node = await startNode({
       stateDir: state, secret: opts.secret ?? SECRET, listen: '127.0.0.1:0',
       peers: opts.peers ?? this.nodes.filter(n => n.node !== null).map(n => n.node.address),
-      shares: [{ dir, id: opts.shareId ?? 'share' }]
+      shares: [{ dir, id: opts.shareId ?? 'share' }],
+      identity, transport
     })
     const t = { node, dir, state, name }
     this.nodes.push(t)
@@ -85,4 +93,40 @@ export function rootsEqual (nodes: TestNode[], share = 'share'): boolean {
 
 export function settled (nodes: TestNode[], share = 'share'): boolean {
   return rootsEqual(nodes, share) && nodes.every(n => n.node.shares.get(share)!.pendingCount() === 0)
+}
+
+/** Top-level names in a share (outside .swarm), sorted. */
+export function listing (dir: string): string[] {
+  return readdirSync(dir).filter(n => n !== '.swarm').sort()
+}
+
+/** Waits until every node holds the same tree and the same root with nothing pending (and `also` holds); on timeout, says how the trees differ. */
+export async function waitConverged (nodes: TestNode[], what: string, also: () => boolean = () => true, ms = 15_000): Promise<void> {
+  try {
+    await waitFor(what, () => settled(nodes) && nodes.every(n => sameTree(nodes[0]!.dir, n.dir)) && also(), ms)
+  } catch (err) {
+    const trees = nodes.map(n => `${n.name} (pending ${n.node.shares.get('share')?.pendingCount()}): ${[...snapshot(n.dir).keys()].sort().join(', ')}`)
+    throw new Error(`${(err as Error).message}\n${trees.join('\n')}`)
+  }
+}
+
+/** The node's index row for a path of share 'share'. */
+export function entryOf (t: TestNode, path: string): StoredEntry | undefined {
+  return t.node.db.getEntry('share', path)
+}
+
+/**
+ * Sets a file's mtime to `ms` (integer milliseconds). Half a millisecond is added because the
+ * platform keeps microseconds of a double number of seconds: ms / 1000 can land a microsecond
+ * below `ms`, which would read back as ms - 1.
+ */
+export function setMtime (path: string, ms: number): void {
+  utimesSync(path, (ms + 0.5) / 1000, (ms + 0.5) / 1000)
+}
+
+/** Collects a node's events of one kind from now on. */
+export function collect<K extends keyof NodeEvents> (t: TestNode, kind: K): Array<NodeEvents[K][0]> {
+  const out: Array<NodeEvents[K][0]> = []
+  ;(t.node as unknown as EventEmitter).on(kind, (e: NodeEvents[K][0]) => out.push(e))
+  return out
 }

@@ -30,6 +30,20 @@ test('entries with traversal, absolute or .swarm/ paths are refused by the wire 
   assert.doesNotThrow(() => decode(encode.entries('share', 1, [{ entry: entry('ok/x.txt', data), data }]).subarray(4)))
 })
 
+/** Every path below `root` (symlinks not followed), relative to it. */
+function allPaths (root: string): string[] {
+  const out: string[] = []
+  const walk = (rel: string) => {
+    for (const d of readdirSync(join(root, rel), { withFileTypes: true })) {
+      const p = rel === '' ? d.name : rel + '/' + d.name
+      out.push(p)
+      if (d.isDirectory()) walk(p)
+    }
+  }
+  walk('')
+  return out.sort()
+}
+
 test('a symlinked folder inside the share is never written through; unverified inline data is not installed', async () => {
   const c = new Cluster()
   try {
@@ -39,6 +53,9 @@ test('a symlinked folder inside the share is never written through; unverified i
     mkdirSync(outside)
     // A symlink inside the share that points out of it (made locally; it is never followed).
     symlinkSync(outside, join(a.dir, 'link'))
+    // Everything on disk around the share, except what the node itself keeps (state dir, .swarm/).
+    const ours = (p: string) => p.startsWith('a/state/') || p.startsWith('a/share/.swarm/')
+    const before = allPaths(c.base).filter(p => !ours(p))
     const logs: string[] = []
     a.node.on('log', e => logs.push(e.message))
     const data = Buffer.from('pwned')
@@ -47,6 +64,7 @@ test('a symlinked folder inside the share is never written through; unverified i
       { entry: entry('ok.txt', data), data: Buffer.from('other') }   // inline data that does not match its root
     ])
     assert.deepEqual(readdirSync(outside), [], 'nothing written outside the share')
+    assert.deepEqual(allPaths(c.base).filter(p => !ours(p)), before, 'no file or folder appeared anywhere')
     assert.ok(logs.some(m => m.includes('link') && m.includes('not a folder')), logs.join('\n'))
     assert.ok(!existsSync(join(a.dir, 'ok.txt')), 'unverified inline data is not installed')
   } finally { await c.stop() }

@@ -90,6 +90,8 @@ async function until (cond: () => boolean, what: string, ms = 10_000): Promise<v
 
 /** a PieceSource wrapper: delays, gates and/or corrupts what it serves */
 class WrappedSource extends EventEmitter implements PieceSource {
+  /** how many times each piece was read (asked for) */
+  readonly reads = new Map<number, number>()
   constructor (readonly inner: PieceSource, readonly opts: { delayMs?: number, corrupt?: (i: number) => boolean, badLayer?: boolean, gate?: (i: number) => Promise<void> | undefined }) {
     super()
     inner.on('have', (i: number) => this.emit('have', i))
@@ -102,6 +104,7 @@ class WrappedSource extends EventEmitter implements PieceSource {
   has (i: number): boolean { return this.inner.has(i) }
   complete (): boolean { return this.inner.complete() }
   async readPiece (i: number): Promise<Buffer> {
+    this.reads.set(i, (this.reads.get(i) ?? 0) + 1)
     if (this.opts.delayMs !== undefined) await new Promise(resolve => setTimeout(resolve, this.opts.delayMs))
     await this.opts.gate?.(i)
     const buf = await this.inner.readPiece(i)
@@ -177,10 +180,12 @@ test('a holder corrupting a few pieces stays connected; the pieces are refetched
   const done = dl.start()
   await link(dl, bad, 'flaky') // alone: it serves everything, pieces 0 and 1 bad
   await until(() => dl.stats.verifyFailures === 2 && dl.stats.piecesFetched === 14, 'the flaky holder to deliver')
-  await new Promise(resolve => setTimeout(resolve, 20))
-  assert.equal(dl.complete(), false) // 0 and 1 are not asked from the flaky holder again
+  assert.equal(dl.complete(), false)
   await link(dl, fileSource(f), 'good')
   await done
+  // 0 and 1 were never asked from the flaky holder again, before or after the good one came
+  assert.equal(bad.reads.get(0), 1)
+  assert.equal(bad.reads.get(1), 1)
   assert.ok(readFileSync(dl.partPath).equals(f.data))
   assert.equal(dl.stats.verifyFailures, 2)
   assert.equal(dl.stats.piecesFetched, 16)
@@ -222,7 +227,8 @@ test('resume: abort half way, a new Download with the saved bitfield fetches onl
   const have = d1.haveBitfield()
   const k = popcount(have)
   assert.ok(k >= Math.floor(n / 2) && k < n, `had ${k} of ${n}`)
-  await new Promise(resolve => setTimeout(resolve, 50)) // let d1's last writes land
+  // let d1's last writes land: it lets go of the part file once no write is in flight
+  await until(() => (d1 as unknown as { fh: unknown }).fh === null, 'd1 to close its part file')
 
   const d2 = newDownload(f, { partPath, have })
   const fetched: number[] = []
@@ -274,8 +280,9 @@ test('a downloader waits for a peer when none can supply, then completes', async
   const dl = newDownload(f)
   let settled = false
   const p = dl.start().finally(() => { settled = true })
-  await new Promise(resolve => setTimeout(resolve, 100))
-  assert.equal(settled, false)
+  // started: the part file is open and sized, and with no peer there is nothing to ask
+  await until(() => (dl as unknown as { running: boolean }).running && statSync(dl.partPath).size === f.data.length, 'the download to be running')
+  assert.equal(settled, false) // (a wrong early finish would also show in the bytes checked below)
   await link(dl, fileSource(f), 'late')
   await p
   assert.ok(readFileSync(dl.partPath).equals(f.data))

@@ -65,6 +65,14 @@ async function within<T> (ms: number, p: Promise<T>, what: string): Promise<T> {
 
 const sleep = async (ms: number): Promise<void> => { await new Promise(resolve => setTimeout(resolve, ms)) }
 
+async function until (what: string, cond: () => boolean, ms = 5000): Promise<void> {
+  const end = Date.now() + ms
+  while (!cond()) {
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`)
+    await new Promise(resolve => setTimeout(resolve, 5))
+  }
+}
+
 interface Pair {
   server: Connection // accepted by `a`
   client: Connection // dialed by `b`
@@ -224,8 +232,9 @@ function basicSuite (env: () => Env): void {
     s.write('partial data')
     const r = await within(5000, inbound, 'inbound stream')
     const failed = new Promise<unknown>(resolve => r.on('error', resolve))
+    const first = new Promise(resolve => r.once('data', resolve))
     r.resume()
-    await sleep(50)
+    await within(5000, first, 'the first bytes') // mid-way: data is flowing
     s.destroy()
     const err = await within(5000, failed, 'peer stream error')
     assert.ok(isSwarmError(err, 'ERR_CLOSED'), String(err))
@@ -494,7 +503,7 @@ describe('quic transport', () => {
       const c6 = await b.dial('::1', dual.port)
       assert.equal(c4.remotePeerId, a.peerId)
       assert.equal(c6.remotePeerId, a.peerId)
-      await sleep(100)
+      await until('both connections accepted', () => accepted >= 2)
       assert.equal(accepted, 2)
       await dual.close()
       await within(3000, c4.closed, 'closed by listener close')
@@ -681,7 +690,8 @@ describe('memory transport', () => {
     for (let i = 0; i < 160; i++) { if (!s.write(chunk, () => { acked += chunk.length })) sawFalse = true }
     s.end()
     const r = await inbound
-    await sleep(50)
+    // The receiver's buffer is full: from here on, writes are held until the reader reads.
+    await until('the receive buffer to fill', () => r.readableLength >= r.readableHighWaterMark)
     assert.ok(sawFalse)
     assert.ok(acked < 4 * 1024 * 1024, `acked ${acked}`)
     assert.equal((await readAll(r)).length, 160 * chunk.length)
@@ -716,14 +726,17 @@ describe('memory transport', () => {
     const a = net.transport('a')
     const b = net.transport('b')
     const p = await connect(a, b, 'mem')
-    let seen = 0
-    p.server.onStream(s => { seen++; s.resume() })
+    const seen: string[] = []
+    p.server.onStream(s => { s.once('data', (d: Buffer) => seen.push(d.toString())) })
     const s = await p.client.openStream()
-    await sleep(20)
-    assert.equal(seen, 0)
-    s.write('x')
-    await sleep(20)
-    assert.equal(seen, 1)
+    // A second stream opened and written after it arrives first: the silent one was not announced.
+    const s2 = await p.client.openStream()
+    s2.write('second')
+    await until('the written stream', () => seen.length >= 1)
+    assert.deepEqual(seen, ['second'])
+    s.write('first')
+    await until('the first stream, once written', () => seen.length >= 2)
+    assert.deepEqual(seen, ['second', 'first'])
     await b.close()
     await a.close()
   })

@@ -145,7 +145,7 @@ export class ShareDisk {
   /** Sets a file's mtime (ms) in place and returns its new stat. */
   setMtime (rel: string, mtime: number): LocalStat {
     const abs = this.checkedAbs(rel)
-    fs.lutimesSync(abs, mtime / 1000, mtime / 1000)
+    fs.lutimesSync(abs, utime(mtime), utime(mtime))
     const st = fs.lstatSync(abs)
     return { size: st.size, mtimeMs: st.mtimeMs, ino: st.ino }
   }
@@ -194,7 +194,7 @@ export class ShareDisk {
     try {
       let off = 0
       while (off < data.length) off += fs.writeSync(fd, data, off, data.length - off)
-      fs.futimesSync(fd, mtime / 1000, mtime / 1000)
+      fs.futimesSync(fd, utime(mtime), utime(mtime))
       if (durable) fs.fsyncSync(fd)
       const st = fs.fstatSync(fd)
       return { tmp, local: { size: st.size, mtimeMs: st.mtimeMs, ino: st.ino } }
@@ -224,7 +224,7 @@ export class ShareDisk {
   stampTemp (tmp: string, mtime: number, durable = true): LocalStat {
     const fd = fs.openSync(tmp, 'r+')
     try {
-      fs.futimesSync(fd, mtime / 1000, mtime / 1000)
+      fs.futimesSync(fd, utime(mtime), utime(mtime))
       if (durable) fs.fsyncSync(fd)
       const st = fs.fstatSync(fd)
       return { size: st.size, mtimeMs: st.mtimeMs, ino: st.ino }
@@ -317,6 +317,13 @@ export class ShareDisk {
     fs.renameSync(from, this.checkedAbs(toRel))
   }
 }
+
+/**
+ * Seconds to give utimes for an mtime of `ms` whole milliseconds. Seconds travel as a double, which
+ * is ~0.24 µs coarse at today's dates: set exactly on the millisecond, about half of all files land
+ * just below it and read back as ms − 1. Half a millisecond above reads back as `ms` every time.
+ */
+function utime (ms: number): number { return (ms + 0.5) / 1000 }
 
 /** One syncfs(2) of the filesystem holding `dir` through coreutils' `sync -f`; false if that could not be done. */
 function syncFilesystem (dir: string): Promise<boolean> {

@@ -40,6 +40,13 @@ export const REQUEST_TIMEOUT_MS = 30_000
  * piece just arrived refills first and the others starve)
  */
 export const MAX_PENDING_PIECES = 4 * PIPELINE_DEPTH
+/**
+ * A download whose connected peers hold none of the pieces it still needs (a holder moved or
+ * changed its file, so it rejects every request) fails after this long with ERR_TIMEOUT, so the
+ * caller can retry and find the content again, instead of waiting forever. With no peer at all it
+ * keeps waiting: holders are added as they connect.
+ */
+export const STALL_TIMEOUT_MS = 5_000
 /** endgame: at most this many peers are asked for the same piece at once */
 export const ENDGAME_DUPLICATES = 2
 
@@ -151,6 +158,8 @@ export class Download extends EventEmitter implements PieceSource {
   private startPromise: Promise<void> | null = null
   private settle: { resolve: () => void, reject: (e: Error) => void } | null = null
   private fillScheduled = false
+  private stallTimer: NodeJS.Timeout | null = null
+  private stalledSince = 0
 
   constructor (opts: DownloadOptions) {
     super()
@@ -282,13 +291,28 @@ export class Download extends EventEmitter implements PieceSource {
     }
     this.fh = fh
     this.running = true
+    this.stallTimer = setInterval(() => this.checkStall(), STALL_TIMEOUT_MS / 5)
+    this.stallTimer.unref()
     this.checkDone()
     this.fillAll()
+  }
+
+  /** Fails the download once no connected peer has held a needed piece for STALL_TIMEOUT_MS. */
+  private checkStall (): void {
+    if (this.finished || this.layer === undefined) return
+    const stuck = this.peers.size > 0 && this.requesters.size === 0 && this.verifying.size === 0 &&
+      ![...this.peers].some(p => { for (let i = 0; i < this.numPieces; i++) if (p.has(i) && !this.has(i)) return true; return false })
+    if (!stuck) { this.stalledSince = 0; return }
+    if (this.stalledSince === 0) { this.stalledSince = Date.now(); return }
+    if (Date.now() - this.stalledSince >= STALL_TIMEOUT_MS) {
+      this.fail(new SwarmError('ERR_TIMEOUT', `no connected holder has the remaining ${this.numPieces - this.written} pieces`))
+    }
   }
 
   private fail (err: SwarmError): void {
     if (this.finished) return
     this.finished = true
+    if (this.stallTimer !== null) clearInterval(this.stallTimer)
     this.running = false
     this.closePeers()
     const waiters = this.layerWaiters
@@ -304,6 +328,7 @@ export class Download extends EventEmitter implements PieceSource {
   private checkDone (): void {
     if (this.finished || !this.running || this.written < this.numPieces) return
     this.finished = true
+    if (this.stallTimer !== null) clearInterval(this.stallTimer)
     this.closePeers()
     const fh = this.fh as FileHandle
     this.io++
