@@ -42,7 +42,8 @@ export interface ContentHost {
 }
 
 export class ContentExchange {
-  private readonly downloads = new Map<string, { dl: Download, done: Promise<string>, share: Share, holders: Set<PeerSession> }>()
+  /** Fetches asked for, by share, size and root; `dl` is null while the fetch waits for a slot. */
+  private readonly downloads = new Map<string, { dl: Download | null, done: Promise<string>, share: Share, holders: Set<PeerSession> }>()
   /** Open files being served, by root: one file handle per file however many peers read it. */
   private readonly sources = new Map<string, FileSource>()
   private activeFetches = 0
@@ -53,12 +54,12 @@ export class ContentExchange {
   /** A peer's SHARES arrived: downloads in flight gain it as a holder if it replicates their share. */
   onShares (session: PeerSession): void {
     for (const { dl, share, holders } of this.downloads.values()) {
-      if (session.remoteShares.has(share.id) && !holders.has(session)) { holders.add(session); void this.addHolder(dl, session) }
+      if (dl !== null && session.remoteShares.has(share.id) && !holders.has(session)) { holders.add(session); void this.addHolder(dl, session) }
     }
   }
 
   stop (): void {
-    for (const { dl } of this.downloads.values()) dl.abort()
+    for (const { dl } of this.downloads.values()) dl?.abort()
     for (const s of this.sources.values()) void s.close()
     this.sources.clear()
   }
@@ -69,22 +70,25 @@ export class ContentExchange {
     const running = this.downloads.get(key)
     if (running !== undefined) return running.done
     const partPath = join(share.disk.tmpDir, `${entry.root.toString('hex')}-${entry.size}.part`)
-    const dl = this.newDownload(entry, partPath)
-    const resumed = dl.complete() || dl.haveBitfield().some(b => b !== 0)
-    let saveTimer: NodeJS.Timeout | null = null
-    let ended = false
-    const saveBitfield = () => { saveTimer = null; if (!this.host.stopped && !ended) this.host.db.putPartial(entry.root, dl.haveBitfield()) }
-    dl.on('verified', () => { if (saveTimer === null && !ended) saveTimer = setTimeout(saveBitfield, PARTIAL_SAVE_MS) })
-    dl.on('peer-error', (label: string, err: Error) => this.host.log('warn', `fetching ${entry.path} from ${label}: ${err.message}`))
     const holders = new Set<PeerSession>()
-    const done = (async () => {
-      let forget = false   // drop the record of verified pieces (done, or found wrong)
+    const slot = { dl: null as Download | null, done: Promise.resolve(''), share, holders }
+    slot.done = (async () => {
+      // The Download (bitfield, picker state sized by the claimed size) exists only once a slot is free.
       await this.fetchSlot()
+      let dl: Download | null = null
+      let saveTimer: NodeJS.Timeout | null = null
+      let forget = false   // drop the record of verified pieces (done, or found wrong)
       try {
-        for (const s of this.host.sessions()) if (s.ready && s.remoteShares.has(share.id)) { holders.add(s); void this.addHolder(dl, s) }
-        await dl.start()
-        this.host.onFetched({ share: share.id, path: entry.path, root: entry.root.toString('hex'), pieces: dl.stats.piecesFetched, bytes: dl.stats.bytesFetched, perPeer: Object.fromEntries(dl.stats.perPeer) })
-        const layer = await dl.pieceLayer()
+        if (this.host.stopped) throw new SwarmError('ERR_CLOSED', 'node stopping')
+        const d = dl = slot.dl = this.newDownload(entry, partPath)
+        const resumed = d.complete() || d.haveBitfield().some(b => b !== 0)
+        const saveBitfield = () => { saveTimer = null; if (!this.host.stopped && !forget) this.host.db.putPartial(entry.root, d.haveBitfield()) }
+        d.on('verified', () => { if (saveTimer === null) saveTimer = setTimeout(saveBitfield, PARTIAL_SAVE_MS) })
+        d.on('peer-error', (label: string, err: Error) => this.host.log('warn', `fetching ${entry.path} from ${label}: ${err.message}`))
+        for (const s of this.host.sessions()) if (s.ready && s.remoteShares.has(share.id)) { holders.add(s); void this.addHolder(d, s) }
+        await d.start()
+        this.host.onFetched({ share: share.id, path: entry.path, root: entry.root.toString('hex'), pieces: d.stats.piecesFetched, bytes: d.stats.bytesFetched, perPeer: Object.fromEntries(d.stats.perPeer) })
+        const layer = await d.pieceLayer()
         // Pieces kept from an earlier run were verified then, but the disk may not have kept them
         // (a power cut after the bitfield was saved): a resumed file is checked whole before use.
         if (resumed) await checkWholeFile(partPath, entry)
@@ -95,18 +99,17 @@ export class ContentExchange {
         if (isSwarmError(err, 'ERR_VERIFY_FAILED')) { fs.rmSync(partPath, { force: true }); forget = true }   // start over
         throw err
       } finally {
-        ended = true
         if (saveTimer !== null) clearTimeout(saveTimer)
         // On success the record goes with the part file (about to be renamed away): saved after
         // that, it would make the next download of this root trust a file that is not there.
         if (forget) this.host.db.deletePartial(entry.root)
-        else if (!this.host.stopped) this.host.db.putPartial(entry.root, dl.haveBitfield())
+        else if (dl !== null && !this.host.stopped) this.host.db.putPartial(entry.root, dl.haveBitfield())
         this.downloads.delete(key)
         this.releaseFetchSlot()
       }
     })()
-    this.downloads.set(key, { dl, done, share, holders })
-    return done
+    this.downloads.set(key, slot)
+    return slot.done
   }
 
   /** A Download for `entry`, resuming from a part file only if it is there, whole-sized, with a matching record. */
@@ -162,7 +165,7 @@ export class ContentExchange {
       })
     }
     for (const { dl, share } of this.downloads.values()) {
-      if (session.remoteShares.has(share.id) && dl.root.subarray(0, 20).equals(infoHash)) return dl
+      if (dl !== null && session.remoteShares.has(share.id) && dl.root.subarray(0, 20).equals(infoHash)) return dl
     }
     for (const row of this.host.db.localByInfoHash(infoHash)) {
       const share = this.host.shares.get(row.share)
