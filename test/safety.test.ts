@@ -11,6 +11,9 @@ import { randomBytes } from 'node:crypto'
 import { createSocket } from 'node:dgram'
 import { Cluster, SECRET, waitFor, fileIs, settled, type TestNode } from './helpers.js'
 import { SwarmNode, startNode, isSwarmError } from '../src/index.js'
+import { IndexDb } from '../src/store/db.js'
+import { Share } from '../src/sync/share.js'
+import { bumpVersion } from '../src/model/version.js'
 import { decode, encode } from '../src/wire/control.js'
 import { conflictName } from '../src/model/paths.js'
 import { pieceLayerOf, fileRoot } from '../src/merkle/bep52.js'
@@ -184,17 +187,20 @@ test('a conflict copy whose name is taken never overwrites it; the local loser i
 
 test('the decoder refuses what no honest node sends: traversal in `by`, unsafe counters, huge sizes, bad ids', () => {
   const data = Buffer.from('x')
-  const refused = (e: Entry, share = 'share') => {
-    assert.throws(() => decode(encode.entries(share, 1, [{ entry: e }]).subarray(4)), (err: unknown) => isSwarmError(err, 'ERR_PROTOCOL'), JSON.stringify({ ...e, root: undefined }))
+  const ok = remoteEntry('ok', data)
+  // A bad entry is dropped alone (the rest of its batch still counts); a bad share id fails the frame.
+  const refused = (e: Entry) => {
+    const msg = decode(encode.entries('share', 1, [{ entry: e }, { entry: ok }]).subarray(4))
+    assert.ok(msg.type === 'entries' && msg.rejected.length === 1 && msg.entries.length === 1 && msg.entries[0]!.entry.path === 'ok', JSON.stringify({ ...e, root: undefined }))
   }
   refused(remoteEntry('f', data, { by: 'x/../../outside/f', version: { 'x/../../outside/f': 1 } }))
   refused(remoteEntry('f', data, { version: { [REMOTE]: 2 ** 53 - 1 } }))
   refused(remoteEntry('f', data, { version: { [REMOTE]: 1, ['__proto__']: 1 } }))
   refused(remoteEntry('f', data, { size: 4 * 2 ** 40 }))
   refused(remoteEntry('f', data, { version: {} }))
-  refused(remoteEntry('f', data), 'a/b')
-  refused(remoteEntry('f', data), 'bad\nid')
-  assert.doesNotThrow(() => decode(encode.entries('share', 1, [{ entry: remoteEntry('f', data) }]).subarray(4)))
+  for (const share of ['a/b', 'bad\nid']) {
+    assert.throws(() => decode(encode.entries(share, 1, [{ entry: ok }]).subarray(4)), (err: unknown) => isSwarmError(err, 'ERR_PROTOCOL'), share)
+  }
   assert.throws(() => decode(encode.subscribe('share', 'abcd', -1).subarray(4)), (err: unknown) => isSwarmError(err, 'ERR_PROTOCOL'))
 })
 
@@ -290,4 +296,53 @@ test('an unreadable file is logged on the terminal (at startup too) and skipped;
       assert.ok(fileIs(join(a.dir, 'sub', 'ok2.txt'), 'two'))
     } finally { await b.stop() }
   } finally { await c.stop() }
+})
+
+test('a local edit recorded while a remote version is being fetched is not overwritten: the merge rules decide again', async () => {
+  const base = join(new Cluster().base)
+  const dir = join(base, 'share')
+  mkdirSync(dir)
+  writeFileSync(join(dir, 'f.txt'), 'original')
+  const db = new IndexDb(base)
+  let release!: () => void
+  const gate = new Promise<void>(resolve => { release = resolve })
+  let n = 0
+  const share: Share = new Share({
+    db, shortId: 'MEaaaaaa', peerId: 'me',
+    // The "network": content arrives once the test releases it (the bytes are the remote version's).
+    fetch: async (s) => { await gate; const t = join(s.disk.tmpDir, `fetched-${n++}`); writeFileSync(t, 'REMOTE-V'); return t },
+    log: () => {}
+  }, db.openShare('s', dir))
+  try {
+    await share.start()
+    const mine = db.getEntry('s', 'f.txt')!
+    const remote: Entry = { path: 'f.txt', type: 'file', deleted: false, size: 8, mtime: mine.mtime - 100_000, root: Buffer.alloc(32, 7), version: { ...mine.version, PEERbbbb: 5 }, by: 'PEERbbbb' }
+    await share.applyRemoteBatch('peerB', [{ entry: remote }])
+    assert.equal(share.pendingCount(), 1)
+    writeFileSync(join(dir, 'f.txt'), 'USER EDIT, newer')
+    await waitFor('the watcher records the edit', () => db.getEntry('s', 'f.txt')!.version.MEaaaaaa! > mine.version.MEaaaaaa!)
+    release()
+    await waitFor('the remote version kept as a conflict copy', () => readdirSync(dir).some(f => f.includes('sync-conflict') && readFileSync(join(dir, f), 'utf8') === 'REMOTE-V'))
+    assert.equal(readFileSync(join(dir, 'f.txt'), 'utf8'), 'USER EDIT, newer')
+  } finally { share.stop(); db.close(); rmSync(base, { recursive: true, force: true }) }
+})
+
+test('a file re-created after its tombstone was collected sorts after that tombstone on peers that still hold it', () => {
+  const base = new Cluster().base
+  const db = new IndexDb(base)
+  try {
+    const e = (v: Record<string, number>, deleted: boolean, path = 'x'): Entry => ({ path, type: 'file', deleted, size: deleted ? 0 : 1, mtime: 1, root: Buffer.alloc(32), version: v, by: 'Aaaa' })
+    db.putEntry('s', e({ Aaaa: 1 }, false), null)
+    db.putEntry('s', e({ Aaaa: 2 }, true), null)          // deleted here; a peer holds this tombstone
+    db.putEntry('s', e({ Aaaa: 3 }, false, 'y'), null)    // a newer row, so the tombstone is not the newest
+    db.setCursor('Peer', 's', 'abcd', 1)
+    db.setAck('Peer', 's', db.currentSeq('s'))
+    assert.equal(db.collectTombstones('s'), 1)
+    assert.equal(db.getEntry('s', 'x'), undefined)
+    // What the share's clock would be on restart: the collected tombstone's counter is remembered.
+    const clock = Math.max(db.getClock('s'), ...db.allEntries('s').map(r => Math.max(...Object.values(r.version))))
+    assert.ok(db.getClock('s') >= 2)
+    const recreated = bumpVersion(undefined, 'Aaaa', clock)
+    assert.ok(recreated.Aaaa! > 2, `recreated ${JSON.stringify(recreated)} must dominate the tombstone {Aaaa:2}`)
+  } finally { db.close(); rmSync(base, { recursive: true, force: true }) }
 })

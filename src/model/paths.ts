@@ -41,7 +41,7 @@ export function numberedName (p: string, n: number): string {
   const dir = parentOf(p)
   const base = p.slice(dir.length === 0 ? 0 : dir.length + 1)
   const dot = base.lastIndexOf('.')
-  return dot > 0 ? joinRel(dir, `${base.slice(0, dot)}-${n}${base.slice(dot)}`) : joinRel(dir, `${base}-${n}`)
+  return dot > 0 ? joinRel(dir, fitName(base.slice(0, dot), `-${n}${base.slice(dot)}`)) : joinRel(dir, fitName(base, `-${n}`))
 }
 
 /** Deterministic conflict copy name, Syncthing style: name.sync-conflict-YYYYMMDD-HHMMSS-<by>.ext */
@@ -54,5 +54,12 @@ export function conflictName (p: string, mtime: number, by: string): string {
   const d = new Date(mtime)
   const pad = (n: number) => String(n).padStart(2, '0')
   const stamp = `${d.getUTCFullYear()}${pad(d.getUTCMonth() + 1)}${pad(d.getUTCDate())}-${pad(d.getUTCHours())}${pad(d.getUTCMinutes())}${pad(d.getUTCSeconds())}`
-  return joinRel(dir, `${stem}.sync-conflict-${stamp}-${by}${ext}`)
+  return joinRel(dir, fitName(stem, `.sync-conflict-${stamp}-${by}${ext}`))
+}
+
+/** stem + tail, the stem shortened (by whole characters) so the name fits MAX_SEGMENT_BYTES. */
+function fitName (stem: string, tail: string): string {
+  let chars = [...stem]
+  while (chars.length > 1 && Buffer.byteLength(chars.join('') + tail) > MAX_SEGMENT_BYTES) chars = chars.slice(0, -1)
+  return chars.join('') + tail
 }

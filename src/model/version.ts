@@ -26,13 +26,21 @@ export function mergeVersions (a: VersionVector, b: VersionVector): VersionVecto
   return out
 }
 
-/** A new local edit: our counter jumps past every counter seen, so it sorts after all of them. */
-export function bumpVersion (v: VersionVector | undefined, me: string): VersionVector {
+/**
+ * A new local edit: our counter jumps past every counter in the vector and past `floor` (the
+ * highest counter this node has seen in the share), so it sorts after all of them — also after
+ * a deletion whose record was garbage-collected here but is still held by a peer.
+ */
+export function bumpVersion (v: VersionVector | undefined, me: string, floor = 0): VersionVector {
   const out: VersionVector = { ...(v ?? {}) }
-  let max = 0
-  for (const c of Object.values(out)) if (c > max) max = c
-  out[me] = max + 1
+  out[me] = Math.max(floor, maxCounter(out)) + 1
   return out
+}
+
+export function maxCounter (v: VersionVector): number {
+  let max = 0
+  for (const c of Object.values(v)) if (c > max) max = c
+  return max
 }
 
 /** Canonical text form (sorted keys) so equal vectors hash and store identically. */

@@ -94,7 +94,11 @@ export class ContentExchange {
         if (resumed) await checkWholeFile(partPath, entry)
         if (layer !== null) this.host.db.putLayer(entry.root, layer)
         forget = true
-        return partPath
+        // Handed over under a name of its own: a later fetch of the same content starts a new part
+        // file and can never truncate this one while it waits to be installed.
+        const done = share.disk.tempPath()
+        fs.renameSync(partPath, done)
+        return done
       } catch (err) {
         if (isSwarmError(err, 'ERR_VERIFY_FAILED')) { fs.rmSync(partPath, { force: true }); forget = true }   // start over
         throw err

@@ -244,7 +244,12 @@ export class SwarmNode extends EventEmitter<NodeEvents> implements SessionHost {
     const info = session.remoteShares.get(shareId)
     // A paused share takes nothing, and the cursor stays: it asks again from there when it resumes.
     if (share === undefined || info === undefined || share.paused) return
-    await share.applyRemoteBatch(session.peerId, entries)
+    if (!await share.applyRemoteBatch(session.peerId, entries)) {
+      // Not applied (the share paused meanwhile, or the index failed): the cursor stays, and a
+      // share that still runs starts over from it on a new connection rather than skip the batch.
+      if (!share.paused) session.close(`could not apply a batch of share ${shareId}; resyncing`)
+      return
+    }
     // Entries are applied or recorded as pending in the index: the cursor can move past them.
     this.db.setCursor(session.peerId, shareId, info.indexId, upTo)
     session.sendAck(shareId, info.indexId, upTo)

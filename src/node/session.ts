@@ -28,6 +28,12 @@ export const STREAM_PIECES = 2
  * is dropped rather than growing our memory without bound.
  */
 export const MAX_CONTROL_QUEUED = 32 * 1024 * 1024
+/**
+ * Messages decoded and waiting to be handled before we stop reading the control stream. Entry
+ * batches (up to ~8 MiB each) are applied one at a time; a sender faster than our disk must not
+ * pile them up in memory.
+ */
+const MAX_QUEUED_BATCHES = 4
 /** Our own reasons in ERROR frames are cut to this, so they fit the peer's pre-auth frame limit. */
 const MAX_ERROR_MESSAGE = 200
 
@@ -60,6 +66,8 @@ export class PeerSession extends EventEmitter<{ ready: [], shares: [], closed: [
   private authenticated = false
   private closedReason: string | null = null
   private inbox: Promise<void> = Promise.resolve()
+  /** Decoded messages waiting in the inbox. */
+  private queued = 0
 
   constructor (private readonly host: SessionHost, readonly conn: Connection, private readonly control: Duplex) {
     super()
@@ -148,7 +156,11 @@ export class PeerSession extends EventEmitter<{ ready: [], shares: [], closed: [
       let msg: ControlMessage
       try { msg = decode(f) } catch (err) { this.fail('ERR_PROTOCOL', (err as Error).message); return }
       // Entries are applied in order, one batch after another; everything else is handled at once.
-      this.inbox = this.inbox.then(() => this.handle(msg)).catch(err => this.fail('ERR_PROTOCOL', (err as Error).message))
+      // While MAX_QUEUED_BATCHES wait, the stream is paused: QUIC flow control then holds the sender.
+      if (++this.queued > MAX_QUEUED_BATCHES) this.control.pause()
+      this.inbox = this.inbox.then(() => this.handle(msg)).catch(err => this.fail('ERR_PROTOCOL', (err as Error).message)).finally(() => {
+        if (--this.queued <= MAX_QUEUED_BATCHES && this.closedReason === null) this.control.resume()
+      })
     }
   }
 
@@ -194,7 +206,9 @@ export class PeerSession extends EventEmitter<{ ready: [], shares: [], closed: [
         this.pump(msg.share)
         return
       }
-      case 'entries': return this.host.onEntries(this, msg.share, msg.upTo, msg.entries)
+      case 'entries':
+        for (const r of msg.rejected) this.host.log('warn', `peer ${this.peerId}: share ${printable(msg.share)}: dropped entry ${printable(r.path)}: ${r.problem}`)
+        return this.host.onEntries(this, msg.share, msg.upTo, msg.entries)
       case 'root':
         this.roots.set(msg.share, { root: msg.root, settled: msg.settled })
         this.host.onRoot(this, msg.share)

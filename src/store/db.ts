@@ -9,13 +9,15 @@
 //              changes (lsize, lmtime, lino) and `seq`, the share sequence number of its last change.
 //   pending  — remote entries we accepted but whose content is not on disk yet.
 //   cursors  — for each peer and share: the peer's index id and the last sequence number applied.
+//   clocks   — per share, the highest version counter in tombstones that were garbage-collected
+//              (new versions must still sort after them: see model/version.ts bumpVersion).
 //   acks     — for each peer and share: how far the peer has applied *our* entries (its ACKs);
 //              tombstones every known peer has applied are garbage-collected.
 //   layers   — BEP 52 piece layers of files larger than one piece, by root.
 //   partials — bitfields of verified pieces of interrupted downloads, by root.
 import Database from 'better-sqlite3'
 import type { Entry, LocalStat, StoredEntry } from '../model/entry.js'
-import { decodeVersion, encodeVersion } from '../model/version.js'
+import { decodeVersion, encodeVersion, maxCounter } from '../model/version.js'
 import { SwarmError } from '../errors.js'
 import { randomBytes } from 'node:crypto'
 import { join } from 'node:path'
@@ -35,11 +37,18 @@ CREATE TABLE IF NOT EXISTS pending (
   src TEXT NOT NULL, keep_local INTEGER NOT NULL DEFAULT 0, as_is INTEGER NOT NULL DEFAULT 0, PRIMARY KEY (share, path)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS cursors (peer TEXT NOT NULL, share TEXT NOT NULL, index_id TEXT NOT NULL, seq INTEGER NOT NULL, PRIMARY KEY (peer, share)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS acks (peer TEXT NOT NULL, share TEXT NOT NULL, seq INTEGER NOT NULL, PRIMARY KEY (peer, share)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS clocks (share TEXT PRIMARY KEY, clock INTEGER NOT NULL) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS layers (root BLOB PRIMARY KEY, layer BLOB NOT NULL) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS partials (root BLOB PRIMARY KEY, have BLOB NOT NULL) WITHOUT ROWID;
 `
 
 const TYPE_CODE = { file: 0, dir: 1 } as const
+/**
+ * How far the sequence counter jumps at each start: more than the rows one process can have sent
+ * without them being durable (an open batch, the WAL since its last sync). 2^24 per start leaves
+ * room for 2^29 starts below 2^53.
+ */
+const SEQ_RESTART_GAP = 2 ** 24
 
 interface EntryRow {
   share: string, path: string, type: number, deleted: number, size: number, mtime: number, root: Buffer,
@@ -122,6 +131,9 @@ export class IndexDb {
       ackHorizon: d.prepare(`SELECT MIN(COALESCE(a.seq, 0)) AS seq, COUNT(*) AS peers FROM
         (SELECT peer FROM cursors WHERE share = @share UNION SELECT peer FROM acks WHERE share = @share) p
         LEFT JOIN acks a ON a.peer = p.peer AND a.share = @share`),
+      getClock: d.prepare('SELECT clock FROM clocks WHERE share = ?'),
+      raiseClock: d.prepare('INSERT INTO clocks (share, clock) VALUES (?, ?) ON CONFLICT (share) DO UPDATE SET clock = MAX(clock, excluded.clock)'),
+      doomedTombstones: d.prepare('SELECT version FROM entries WHERE share = @share AND deleted = 1 AND seq <= @upTo AND seq < (SELECT MAX(seq) FROM entries WHERE share = @share)'),
       dropTombstones: d.prepare('DELETE FROM entries WHERE share = @share AND deleted = 1 AND seq <= @upTo AND seq < (SELECT MAX(seq) FROM entries WHERE share = @share)'),
       countTombstones: d.prepare('SELECT COUNT(*) AS n FROM entries WHERE share = ? AND deleted = 1'),
       getLayer: d.prepare('SELECT layer FROM layers WHERE root = ?'),
@@ -155,7 +167,11 @@ export class IndexDb {
   currentSeq (share: string): number {
     let seq = this.seqs.get(share)
     if (seq === undefined) {
-      seq = (this.st.maxSeq.get(share) as { seq: number | null }).seq ?? 0
+      // Rows sent to peers may not have reached the disk before a crash or power cut (a batch's
+      // transaction is open while it is applied; synchronous = NORMAL). Numbering starts past any
+      // such row, so a peer whose cursor is already beyond MAX(seq) never skips a new change.
+      const max = (this.st.maxSeq.get(share) as { seq: number | null }).seq ?? 0
+      seq = max === 0 ? 0 : max + SEQ_RESTART_GAP
       this.seqs.set(share, seq)
     }
     return seq
@@ -250,7 +266,17 @@ export class IndexDb {
   collectTombstones (share: string): number {
     const h = this.st.ackHorizon.get({ share }) as { seq: number | null, peers: number }
     if (h.peers === 0 || h.seq === null || h.seq <= 0) return 0
-    return this.st.dropTombstones.run({ share, upTo: h.seq }).changes
+    return this.transaction(() => {
+      let clock = 0
+      for (const r of this.st.doomedTombstones.all({ share, upTo: h.seq }) as Array<{ version: string }>) clock = Math.max(clock, maxCounter(decodeVersion(r.version)))
+      if (clock > 0) this.st.raiseClock.run(share, clock)
+      return this.st.dropTombstones.run({ share, upTo: h.seq }).changes
+    })
+  }
+
+  /** The highest version counter of this share's collected tombstones (0 if none). */
+  getClock (share: string): number {
+    return (this.st.getClock.get(share) as { clock: number } | undefined)?.clock ?? 0
   }
 
   tombstoneCount (share: string): number { return (this.st.countTombstones.get(share) as { n: number }).n }

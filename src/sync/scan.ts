@@ -13,6 +13,7 @@ import { type Entry, type LocalStat, type StoredEntry, sameLocal } from '../mode
 import { bumpVersion } from '../model/version.js'
 import { META_DIR, joinRel, pathProblem } from '../model/paths.js'
 import { INLINE_MAX } from './feed.js'
+import { MAX_FILE_SIZE } from '../model/rules.js'
 
 /** Changes committed per SQLite transaction during a scan. */
 const SCAN_COMMIT_EVERY = 2000
@@ -30,6 +31,8 @@ export interface ScanHost {
   readonly db: IndexDb
   readonly disk: ShareDisk
   readonly shortId: string
+  /** The highest version counter this node has seen in the share (bumpVersion's floor). */
+  clock (): number
   watcher (): DirWatcher | null
   /** Records changes (one transaction) and tells peers. */
   commit (changes: LocalChange[]): void
@@ -63,7 +66,7 @@ export class LocalScanner {
       let dirents: fs.Dirent[]
       try { dirents = this.host.disk.readdir(relDir) } catch (err) {
         this.noteUnreadable(relDir, err)
-        unlisted.push(relDir + '/')
+        unlisted.push(relDir === '' ? '' : relDir + '/')   // '' (the root) covers every path
         return
       }
       this.host.watcher()?.add(relDir)
@@ -164,6 +167,11 @@ export class LocalScanner {
       return live !== undefined ? { entry: this.tombstone(live), local: null } : null
     }
     if (live?.type === 'file' && sameLocal(live.local, st)) { this.unreadable.delete(rel); return null }
+    if (st.size > MAX_FILE_SIZE) {
+      // No peer would accept it (model/rules.ts): kept out of the share, as last indexed.
+      if (!this.warnedSpecial.has(rel)) { this.warnedSpecial.add(rel); this.host.log('warn', `share ${this.host.id}: not replicating ${rel}: larger than ${MAX_FILE_SIZE} bytes`) }
+      return null
+    }
     if (st.size > INLINE_MAX && Date.now() - st.mtimeMs < SETTLE_MS) {
       // A big file modified this instant is most likely still being written: look again once it
       // has been quiet for SETTLE_MS rather than hash and ship a partial version.
@@ -206,11 +214,11 @@ export class LocalScanner {
   }
 
   private newVersion (path: string, old: Entry | undefined, content: Pick<Entry, 'type' | 'size' | 'mtime' | 'root'>): Entry {
-    return { path, deleted: false, ...content, version: bumpVersion(old?.version, this.host.shortId), by: this.host.shortId }
+    return { path, deleted: false, ...content, version: bumpVersion(old?.version, this.host.shortId, this.host.clock()), by: this.host.shortId }
   }
 
   tombstone (e: Entry): Entry {
-    return { ...e, deleted: true, size: 0, root: ZERO_ROOT, version: bumpVersion(e.version, this.host.shortId), by: this.host.shortId }
+    return { ...e, deleted: true, size: 0, root: ZERO_ROOT, version: bumpVersion(e.version, this.host.shortId, this.host.clock()), by: this.host.shortId }
   }
 
 }

@@ -9,9 +9,10 @@ import { IndexDb, type PendingEntry, type ShareRow } from '../store/db.js'
 import { ManifestTree } from '../merkle/manifest.js'
 import { fileRoot, ZERO_ROOT } from '../merkle/bep52.js'
 import { DirWatcher } from '../watch/dir-watcher.js'
-import { isSwarmError } from '../errors.js'
+import { SwarmError, isSwarmError } from '../errors.js'
 import { type Entry, type LocalStat, type StoredEntry, localStatOf, sameContent, sameLocal } from '../model/entry.js'
 import { decide } from './merge.js'
+import { compareVersions, maxCounter } from '../model/version.js'
 import { META_DIR, conflictName, numberedName, parentOf } from '../model/paths.js'
 import { ShareDisk, mapWriteError } from '../store/share-disk.js'
 import type { WireEntry } from '../wire/control.js'
@@ -60,6 +61,8 @@ export class Share extends EventEmitter<ShareEvents> {
   /** Pending paths whose write failed: the reason last logged and how many times it was tried. */
   private readonly retries: RetryBackoff
   /** While a batch is applied: temp files written, waiting for one durability barrier before they go in place. */
+  /** The highest version counter seen in this share (see bumpVersion), kept across tombstone GC. */
+  private clock = 0
   private staged: Array<{ tmp: string, entry: Entry, local: LocalStat, from: string, keepLocal: boolean }> | null = null
   /** Paths with a pending row in the index (mirrors the table, so the hot path needs no query). */
   private readonly pendingSet = new Set<string>()
@@ -87,6 +90,7 @@ export class Share extends EventEmitter<ShareEvents> {
     this.retries = new RetryBackoff(rel => this.retryPending(rel), (level, msg) => host.log(level, `share ${this.id}: ${msg}`))
     this.scanner = new LocalScanner({
       id: this.id, db: host.db, disk: this.disk, shortId: host.shortId,
+      clock: () => this.clock,
       watcher: () => this.watcher,
       commit: (changes) => this.commitLocal(changes),
       requeue: (rel) => { void this.enqueueLocal(() => this.scanner.examinePaths([rel])) },
@@ -108,7 +112,8 @@ export class Share extends EventEmitter<ShareEvents> {
   async start (): Promise<void> {
     if (!this.started) {
       this.started = true
-      for (const e of this.db.allEntries(this.id)) this.tree.set(e)
+      this.clock = this.db.getClock(this.id)
+      for (const e of this.db.allEntries(this.id)) { this.tree.set(e); this.clock = Math.max(this.clock, maxCounter(e.version)) }
       for (const p of this.db.allPending(this.id)) this.pendingSet.add(p.entry.path)
     }
     const problem = this.folderProblem()
@@ -201,6 +206,7 @@ export class Share extends EventEmitter<ShareEvents> {
       for (const c of changes) {
         this.db.putEntry(this.id, c.entry, c.local)
         this.tree.set(c.entry)
+        this.clock = Math.max(this.clock, maxCounter(c.entry.version))
       }
     })
     for (const c of changes) {
@@ -220,8 +226,10 @@ export class Share extends EventEmitter<ShareEvents> {
   // ---- remote changes -----------------------------------------------------------------------
 
   /** Queues a batch of a peer's entries behind local work; resolves once it is applied (or queued for fetching). */
-  applyRemoteBatch (from: string, items: WireEntry[]): Promise<void> {
-    return this.enqueueLocal(() => this.applyRemote(from, items))
+  async applyRemoteBatch (from: string, items: WireEntry[]): Promise<boolean> {
+    let applied = false
+    await this.enqueueLocal(async () => { await this.applyRemote(from, items); applied = true })
+    return applied
   }
 
   /** Applies a batch of a peer's entries. Content that is not inline or local is fetched in the background. */
@@ -233,6 +241,7 @@ export class Share extends EventEmitter<ShareEvents> {
     let changed = false
     // One transaction per batch: thousands of small files cost one commit, not thousands.
     const own = !this.db.db.inTransaction
+    this.disk.forgetDirs()   // a folder may have been replaced by a symlink since it was last checked
     if (own) this.db.db.exec('BEGIN')
     try {
       // New content is written to temp files first, made durable together, then put in place.
@@ -251,8 +260,10 @@ export class Share extends EventEmitter<ShareEvents> {
     try {
       return await this.applyOne(from, item)
     } catch (err) {
-      // applyOne records what cannot be written yet as pending (see materialize); this is a bug or the index failing.
-      this.host.log('error', `share ${this.id}: cannot apply ${item.entry.path} from ${from}: ${(err as Error).message}`)
+      // Not even a decision could be made (the disk could not be read, say): the entry is kept as
+      // wanted and tried again later, when decideAgain runs the merge rules on it first.
+      this.setPending(item.entry, from)
+      this.retries.failed(item.entry.path, err)
       return false
     }
   }
@@ -322,6 +333,7 @@ export class Share extends EventEmitter<ShareEvents> {
   private putAndTrack (e: Entry, local: LocalStat | null, src = ''): void {
     this.db.putEntry(this.id, e, local, this.asIs.has(e) ? src : '')
     this.tree.set(e)
+    this.clock = Math.max(this.clock, maxCounter(e.version))
   }
 
   /**
@@ -340,6 +352,8 @@ export class Share extends EventEmitter<ShareEvents> {
 
   /** Moves the live file at `rel` aside under a free conflict name (no data moves) and records it. */
   private moveAside (cur: StoredEntry): void {
+    const st = this.disk.lstat(cur.path)
+    if (st === null || !sameLocal(cur.local, st)) throw new SwarmError('ERR_FILE_CHANGED', `${cur.path} changed on disk; not moving it aside`)
     const copy = this.freeCopyPath({ ...cur, path: conflictName(cur.path, cur.mtime, cur.by) })
     if (this.disk.lstat(copy.path) === null) this.disk.rename(cur.path, copy.path)
     this.putAndTrack(copy, localStatOf(this.disk.lstat(copy.path)!))
@@ -467,32 +481,36 @@ export class Share extends EventEmitter<ShareEvents> {
       const again = this.db.getPending(this.id, rel)
       if (again === undefined || !again.entry.root.equals(want.entry.root)) return
       if (again.asIs) this.asIs.add(again.entry)
-      if (await this.localEditFirst(again)) return
+      if (await this.decideAgain(again)) return
       if (await this.materialize(again.entry, undefined, again.src, again.keepLocal)) this.emit('changed')
     })
   }
 
   /**
-   * If the file at a pending path changed on disk since the pending version was accepted (a local
-   * program wrote it), that edit is recorded first and the merge rules decide again — so it ends
-   * up the winner or a conflict copy, never overwritten. Returns whether it did so.
+   * Before a pending version is put in place: an edit on disk the index has not seen is recorded
+   * first, and if the index now holds a version the pending one does not dominate (a local edit
+   * made since it was accepted), the merge rules decide again — so the edit ends up the winner or
+   * a conflict copy, never overwritten. Returns whether it went back to the rules.
    */
-  private async localEditFirst (want: PendingEntry): Promise<boolean> {
+  private async decideAgain (want: PendingEntry): Promise<boolean> {
     const rel = want.entry.path
     const st = this.disk.lstat(rel)
-    const cur = this.db.getEntry(this.id, rel)
-    if (st === null || !st.isFile()) return false
-    if (cur !== undefined && !cur.deleted && cur.type === 'file' && sameLocal(cur.local, st)) return false
-    const change = await this.scanner.examine(rel, cur)
-    if (change === null) return false
-    this.commitLocal([change])
+    let cur = this.db.getEntry(this.id, rel)
+    if (st !== null && st.isFile() && !(cur !== undefined && !cur.deleted && cur.type === 'file' && sameLocal(cur.local, st))) {
+      const change = await this.scanner.examine(rel, cur)
+      if (change !== null) { this.commitLocal([change]); cur = this.db.getEntry(this.id, rel) }
+    }
+    // The pending version was accepted because it dominated what the index held; a local version
+    // recorded since (by the watcher, or just now) may not be dominated: then the rules decide again.
+    if (cur === undefined || compareVersions(want.entry.version, cur.version) === 'greater') return false
     this.clearPending(rel)
     await this.applyRemote(want.src, [{ entry: want.entry }])
     return true
   }
 
   private startFetch (entry: Entry, from: string, attempt = 1): void {
-    const key = entry.path
+    // By path and content: a newer version of a path is fetched even while an older one still is.
+    const key = entry.path + '\0' + entry.size + ':' + entry.root.toString('hex')
     if (this.fetching.has(key) || this.stopped) return
     this.fetching.add(key)
     void this.fetchLoop(entry, from, attempt).finally(() => this.fetching.delete(key))
@@ -508,21 +526,23 @@ export class Share extends EventEmitter<ShareEvents> {
       this.host.log(isSwarmError(err, 'ERR_NO_SPACE') ? 'error' : 'warn', `share ${this.id}: fetching ${entry.path} failed: ${(err as Error).message}; retrying in ${attempt} s`)
       // Still wanted? Try again later (disk full, no holder reachable): verified pieces are kept.
       setTimeout(() => {
-        const want = this.pendingSet.has(entry.path) ? this.db.getPending(this.id, entry.path) : undefined
-        if (want !== undefined && !this.stopped) this.startFetch(want.entry, want.src, Math.min(attempt * 2, FETCH_RETRY_MAX_S))
+        if (this.stopped || !this.pendingSet.has(entry.path)) return
+        const want = this.db.getPending(this.id, entry.path)
+        if (want !== undefined) this.startFetch(want.entry, want.src, Math.min(attempt * 2, FETCH_RETRY_MAX_S))
       }, attempt * 1000).unref()
       return
     }
-    if (this.stopped) return
-    // The wanted version may have moved on while we fetched; install only if it is still the one.
-    const want = this.db.getPending(this.id, entry.path)
-    if (want === undefined || !want.entry.root.equals(entry.root)) {
-      if (want !== undefined) this.startFetch(want.entry, want.src)
-      return
-    }
+    if (this.stopped) { this.disk.discard(tmp); return }
     await this.enqueueLocal(async () => {
-      // A local edit that landed while we fetched goes first (the fetched content stays in tmp for a later try).
-      if (await this.localEditFirst(want)) return
+      // The wanted version may have moved on while we fetched; install only if it is still the one.
+      const want = this.db.getPending(this.id, entry.path)
+      if (want === undefined || !want.entry.root.equals(entry.root) || want.entry.size !== entry.size) {
+        this.disk.discard(tmp)
+        if (want !== undefined) this.startFetch(want.entry, want.src)
+        return
+      }
+      // A local edit recorded since goes through the merge rules first.
+      if (await this.decideAgain(want)) { this.disk.discard(tmp); return }
       try {
         const local = this.disk.stampTemp(tmp, want.entry.mtime)
         if (want.asIs) this.asIs.add(want.entry)

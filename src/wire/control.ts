@@ -38,13 +38,19 @@ export const MSG = { HELLO: 1, AUTH: 2, SHARES: 3, SUBSCRIBE: 4, ENTRIES: 5, ROO
 
 export interface ShareInfo { id: string, indexId: string, root: Buffer }
 export interface WireEntry { entry: Entry, data?: Buffer }
+/**
+ * An entry whose values break the rules (model/rules.ts): dropped alone, with the reason to log.
+ * Failing the whole frame instead would stop the share between two nodes for good, since the
+ * sender would send the same batch again on every reconnect.
+ */
+export interface RejectedEntry { path: string, problem: string }
 
 export type ControlMessage =
   | { type: 'hello', protocol: number, nonce: Buffer }
   | { type: 'auth', mac: Buffer }
   | { type: 'shares', shares: ShareInfo[] }
   | { type: 'subscribe', share: string, indexId: string, fromSeq: number }
-  | { type: 'entries', share: string, upTo: number, entries: WireEntry[] }
+  | { type: 'entries', share: string, upTo: number, entries: WireEntry[], rejected: RejectedEntry[] }
   | { type: 'root', share: string, root: Buffer, settled: boolean }
   | { type: 'error', code: string, message: string }
   | { type: 'ack', share: string, indexId: string, seq: number }
@@ -67,7 +73,8 @@ function writeEntry (w: Writer, { entry: e, data }: WireEntry): void {
   if (data !== undefined) w.bytes(data)
 }
 
-function readEntry (r: Reader): WireEntry {
+/** A well-formed entry, or why its values could not have come from an honest node (the rest of the batch still counts). */
+function readEntry (r: Reader): WireEntry | { rejected: string, path: string } {
   const path = r.str()
   const flags = r.u8()
   const size = r.f64()
@@ -84,12 +91,10 @@ function readEntry (r: Reader): WireEntry {
   }
   if ((flags & ~7) !== 0) throw new SwarmError('ERR_PROTOCOL', 'unknown entry flags')
   const entry: Entry = { path, type: (flags & 1) !== 0 ? 'dir' : 'file', deleted: (flags & 2) !== 0, size, mtime, root, version: { ...version }, by }
-  const problem = entryProblem(entry)
-  if (problem !== null) throw new SwarmError('ERR_PROTOCOL', `rejected entry: ${problem}`)
-  if ((flags & 4) === 0) return { entry }
-  const data = Buffer.from(r.bytes())
-  if (data.length !== size || entry.type !== 'file' || entry.deleted) throw new SwarmError('ERR_PROTOCOL', 'inline data that does not fit its entry')
-  return { entry, data }
+  const data = (flags & 4) === 0 ? undefined : r.bytes()
+  const problem = entryProblem(entry) ?? (data !== undefined && (data.length !== size || entry.type !== 'file' || entry.deleted) ? 'inline data that does not fit its entry' : null)
+  if (problem !== null) return { rejected: problem, path }
+  return data === undefined ? { entry } : { entry, data: Buffer.from(data) }
 }
 
 export const encode = {
@@ -161,8 +166,12 @@ export function decode (body: Buffer): ControlMessage {
       const n = r.u32()
       if (n > MAX_ENTRIES_PER_FRAME) throw new SwarmError('ERR_PROTOCOL', 'too many entries in one frame')
       const entries: WireEntry[] = []
-      for (let i = 0; i < n; i++) entries.push(readEntry(r))
-      msg = { type: 'entries', share, upTo, entries }
+      const rejected: RejectedEntry[] = []
+      for (let i = 0; i < n; i++) {
+        const e = readEntry(r)
+        if ('rejected' in e) rejected.push({ path: e.path, problem: e.rejected }); else entries.push(e)
+      }
+      msg = { type: 'entries', share, upTo, entries, rejected }
       break
     }
     case MSG.ROOT: msg = { type: 'root', share: shareId(r), root: Buffer.from(r.raw(32)), settled: r.u8() === 1 }; break
