@@ -284,7 +284,8 @@ export function divergedPaths (trees: Tree[]): string[] {
 
 // ---- conflict names ----------------------------------------------------------------------------------
 
-const CONFLICT_RE = /^(.*)\.sync-conflict-(\d{8})-(\d{6})-([1-9A-HJ-NP-Za-km-z]+)(\.[^.]*)?$/
+// A taken copy name gets -2, -3… after the node id (src/model/paths.ts numberedName).
+const CONFLICT_RE = /^(.*)\.sync-conflict-(\d{8})-(\d{6})-([1-9A-HJ-NP-Za-km-z]+)(?:-\d+)?(\.[^.]*)?$/
 
 /** `dir/name.sync-conflict-YYYYMMDD-HHMMSS-<node>.ext` → `{ original: 'dir/name.ext', by, stamp }`, else null. */
 export function parseConflict (path: string): { original: string, by: string, stamp: string } | null {
@@ -420,6 +421,7 @@ export function selftestChecks (): void {
   try {
     expect(parseConflict('d/a.sync-conflict-20250102-030405-AbCd1234.txt')?.original === 'd/a.txt', 'conflict name with extension parses')
     expect(parseConflict('noext.sync-conflict-20250102-030405-AbCd1234')?.original === 'noext', 'conflict name without extension parses')
+    expect(parseConflict('d/a.sync-conflict-20250102-030405-AbCd1234-2.txt')?.original === 'd/a.txt', 'numbered conflict name parses')
     expect(originalPath('x.tar.sync-conflict-20250102-030405-AbCd1234.sync-conflict-20250102-030406-Zz9.gz') === 'x.tar.gz', 'conflict copy of a conflict copy parses')
     expect(parseConflict('a.txt') === null && parseConflict('a.sync-conflict-2025-x.txt') === null, 'plain names are not conflict copies')
     const book = new VersionBook()

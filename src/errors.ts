@@ -15,7 +15,6 @@ export type SwarmErrorCode =
   | 'ERR_FILE_CHANGED'       // a file changed while it was being read
   | 'ERR_NO_SPACE'           // disk full while receiving
   | 'ERR_NOT_EMPTY'          // a folder that still holds files is in the way of a file
-  | 'ERR_SHARE_PAUSED'       // a share's folder is not the one its index describes (marker missing, emptied)
   | 'ERR_LOCKED'             // another process is using this state dir
   | 'ERR_CLOSED'             // the object was closed
   | 'ERR_TIMEOUT'            // an operation took too long

@@ -346,3 +346,22 @@ test('a file re-created after its tombstone was collected sorts after that tombs
     assert.ok(recreated.Aaaa! > 2, `recreated ${JSON.stringify(recreated)} must dominate the tombstone {Aaaa:2}`)
   } finally { db.close(); rmSync(base, { recursive: true, force: true }) }
 })
+
+test('the local loser whose conflict copy already arrived from a peer is replaced, not retried forever', async () => {
+  const c = new Cluster()
+  try {
+    const a = await c.add('a')
+    const share = a.node.shares.get('share')!
+    writeFileSync(join(a.dir, 'x.dat'), 'mine')
+    await waitFor('indexed', () => share.entryCount === 1)
+    const mine = a.node.db.getEntry('share', 'x.dat')!
+    // The peer that resolved this conflict first sends the copy of our version, then the winner.
+    const copy: Entry = { ...mine, path: conflictName('x.dat', mine.mtime, mine.by) }
+    const theirs = Buffer.from('theirs')
+    await share.applyRemoteBatch(REMOTE, [{ entry: copy, data: Buffer.from('mine') }])
+    await share.applyRemoteBatch(REMOTE, [{ entry: remoteEntry('x.dat', theirs, { mtime: mine.mtime + 60_000 }), data: theirs }])
+    assert.equal(readFileSync(join(a.dir, 'x.dat'), 'utf8'), 'theirs')
+    assert.equal(readFileSync(join(a.dir, copy.path), 'utf8'), 'mine')
+    assert.equal(share.pendingCount(), 0)
+  } finally { await c.stop() }
+})

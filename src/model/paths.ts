@@ -1,6 +1,5 @@
 // Share-relative path rules. Every path that arrives from a peer passes through here before it
 // touches the disk: no '..', no absolute paths, no NUL, no empty segments, nothing under .swarm/.
-import { SwarmError } from '../errors.js'
 
 export const META_DIR = '.swarm'
 const MAX_PATH_BYTES = 4096
@@ -20,11 +19,6 @@ export function pathProblem (p: string): string | null {
   }
   if (parts[0] === META_DIR) return 'path inside .swarm/'
   return null
-}
-
-export function assertSafePath (p: string): void {
-  const problem = pathProblem(p)
-  if (problem !== null) throw new SwarmError('ERR_BAD_PATH', `rejected path ${JSON.stringify(p)}: ${problem}`)
 }
 
 export function parentOf (p: string): string {

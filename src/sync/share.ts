@@ -148,7 +148,6 @@ export class Share extends EventEmitter<ShareEvents> {
     return this.disk.folderProblem(this.id, this.tree.size, this.opts.acceptEmpty === true)
   }
 
-
   private pause (reason: string): void {
     const first = this.pausedReason === null
     this.pausedReason = reason
@@ -350,14 +349,20 @@ export class Share extends EventEmitter<ShareEvents> {
     }
   }
 
-  /** Moves the live file at `rel` aside under a free conflict name (no data moves) and records it. */
-  private moveAside (cur: StoredEntry): void {
+  /**
+   * Moves the live file at `rel` aside under a free conflict name (no data moves) and records it.
+   * Returns false when that copy is already there (it arrived from a peer that resolved the same
+   * conflict first): then the file at `rel` stays, to be replaced.
+   */
+  private moveAside (cur: StoredEntry): boolean {
     const st = this.disk.lstat(cur.path)
     if (st === null || !sameLocal(cur.local, st)) throw new SwarmError('ERR_FILE_CHANGED', `${cur.path} changed on disk; not moving it aside`)
     const copy = this.freeCopyPath({ ...cur, path: conflictName(cur.path, cur.mtime, cur.by) })
-    if (this.disk.lstat(copy.path) === null) this.disk.rename(cur.path, copy.path)
+    if (this.disk.lstat(copy.path) !== null) return false
+    this.disk.rename(cur.path, copy.path)
     this.putAndTrack(copy, localStatOf(this.disk.lstat(copy.path)!))
     this.emit('conflict', { share: this.id, path: cur.path, copy: copy.path })
+    return true
   }
 
   /**
@@ -456,7 +461,7 @@ export class Share extends EventEmitter<ShareEvents> {
     const live = cur !== undefined && !cur.deleted && cur.type === 'file' ? cur : undefined
     try {
       let expect = live?.local ?? null
-      if (keepLocal && live !== undefined && !sameContent(live, entry)) { this.moveAside(live); expect = null }
+      if (keepLocal && live !== undefined && !sameContent(live, entry) && this.moveAside(live)) expect = null
       this.disk.install(tmp, entry.path, expect)
     } catch (err) {
       this.disk.discard(tmp)
