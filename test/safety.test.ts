@@ -14,6 +14,7 @@ import { SwarmNode, startNode, isSwarmError } from '../src/index.js'
 import { IndexDb } from '../src/store/db.js'
 import { Share } from '../src/sync/share.js'
 import { bumpVersion } from '../src/model/version.js'
+import { MAX_CONCURRENT_FETCHES } from '../src/node/content.js'
 import { decode, encode } from '../src/wire/control.js'
 import { conflictName } from '../src/model/paths.js'
 import { pieceLayerOf, fileRoot } from '../src/merkle/bep52.js'
@@ -363,5 +364,20 @@ test('the local loser whose conflict copy already arrived from a peer is replace
     assert.equal(readFileSync(join(a.dir, 'x.dat'), 'utf8'), 'theirs')
     assert.equal(readFileSync(join(a.dir, copy.path), 'utf8'), 'mine')
     assert.equal(share.pendingCount(), 0)
+  } finally { await c.stop() }
+})
+
+test('a peer announcing many big files gets at most MAX_CONCURRENT_FETCHES downloads set up at once', async () => {
+  const c = new Cluster()
+  try {
+    const a = await c.add('a')
+    const share = a.node.shares.get('share')!
+    const wanted = Array.from({ length: 20 }, (_, i) => remoteEntry(`big-${i}.bin`, Buffer.alloc(0), { size: 8 * 2 ** 30, root: randomBytes(32) }))
+    await share.applyRemoteBatch(REMOTE, wanted.map(entry => ({ entry })))
+    assert.equal(share.pendingCount(), 20)
+    const content = (a.node as unknown as { content: { downloads: Map<string, { dl: unknown }> } }).content
+    await waitFor('fetches queued', () => content.downloads.size === 20)
+    const started = [...content.downloads.values()].filter(d => d.dl !== null).length
+    assert.equal(started, MAX_CONCURRENT_FETCHES)
   } finally { await c.stop() }
 })
