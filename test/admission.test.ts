@@ -341,6 +341,19 @@ test('cap on unauthenticated connections at once', async () => {
   } finally { await h.close(); await t.stop() }
 })
 
+test('cap on unauthenticated connections from one host', async () => {
+  const t = await target({ maxUnauthenticatedPerHost: 2 })
+  const h = new Hostiles()
+  try {
+    const u1 = await h.dial(t)
+    const u2 = await h.dial(t)
+    const u3 = await h.dial(t)
+    await waitFor('the third connection from the same host refused', () => u3.isGone, 3000)
+    assert.ok(!u1.isGone && !u2.isGone)
+    assert.ok(t.logs.some(m => m.includes('from one host')), t.logs.join('\n'))
+  } finally { await h.close(); await t.stop() }
+})
+
 test('cap on connections in all', async () => {
   const t = await target({ maxConnections: 2 })
   const h = new Hostiles()

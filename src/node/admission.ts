@@ -16,6 +16,12 @@ export const AUTH_DEADLINE_MS = 5_000
 export const MAX_CONNECTIONS = 256
 /** Unauthenticated inbound connections at once: bounds what strangers hold, and a restarting cluster reconnects in a few. */
 export const MAX_UNAUTHENTICATED = 32
+/**
+ * Unauthenticated inbound connections at once from one host (IP address): one stranger cannot
+ * hold every MAX_UNAUTHENTICATED slot and keep real peers out; several nodes behind one address
+ * (or on one test machine) still connect.
+ */
+export const MAX_UNAUTHENTICATED_PER_HOST = 8
 /** Refusals and expiries are logged at most this often (with a count), so a flood cannot flood the log. */
 const REFUSAL_LOG_INTERVAL_MS = 10_000
 
@@ -23,12 +29,14 @@ export interface AdmissionLimits {
   authDeadlineMs: number
   maxConnections: number
   maxUnauthenticated: number
+  maxUnauthenticatedPerHost: number
 }
 
 export const DEFAULT_ADMISSION_LIMITS: Readonly<AdmissionLimits> = Object.freeze({
   authDeadlineMs: AUTH_DEADLINE_MS,
   maxConnections: MAX_CONNECTIONS,
-  maxUnauthenticated: MAX_UNAUTHENTICATED
+  maxUnauthenticated: MAX_UNAUTHENTICATED,
+  maxUnauthenticatedPerHost: MAX_UNAUTHENTICATED_PER_HOST
 })
 
 /** The one control session of a connection, as far as admission cares. */
@@ -47,6 +55,8 @@ export class Admission {
   readonly limits: AdmissionLimits
   private readonly conns = new Map<Connection, Tracked>()
   private unauthenticated = 0
+  /** Unauthenticated inbound connections by remote host. */
+  private readonly perHost = new Map<string, number>()
   private suppressed = 0
   private lastLog = -Infinity
 
@@ -62,6 +72,7 @@ export class Admission {
     let refusal: string | null = null
     if (this.conns.size >= this.limits.maxConnections) refusal = `too many connections (${this.limits.maxConnections})`
     else if (this.unauthenticated >= this.limits.maxUnauthenticated) refusal = `too many unauthenticated connections (${this.limits.maxUnauthenticated})`
+    else if ((this.perHost.get(hostOf(conn.remoteAddress)) ?? 0) >= this.limits.maxUnauthenticatedPerHost) refusal = `too many unauthenticated connections from one host (${this.limits.maxUnauthenticatedPerHost})`
     if (refusal !== null) {
       conn.close(refusal)
       this.note(`refused connection from ${printable(conn.remoteAddress)}: ${refusal}`)
@@ -94,14 +105,21 @@ export class Admission {
     const t = this.conns.get(conn)
     if (t === undefined || t.authenticated) return
     t.authenticated = true
-    if (t.inbound) this.unauthenticated--
+    if (t.inbound) this.countUnauthenticated(conn, -1)
     if (t.timer !== null) { clearTimeout(t.timer); t.timer = null }
+  }
+
+  private countUnauthenticated (conn: Connection, delta: 1 | -1): void {
+    this.unauthenticated += delta
+    const host = hostOf(conn.remoteAddress)
+    const n = (this.perHost.get(host) ?? 0) + delta
+    if (n <= 0) this.perHost.delete(host); else this.perHost.set(host, n)
   }
 
   private track (conn: Connection, inbound: boolean): Tracked {
     const t: Tracked = { inbound, authenticated: false, session: null, timer: null }
     this.conns.set(conn, t)
-    if (inbound) this.unauthenticated++
+    if (inbound) this.countUnauthenticated(conn, 1)
     const ms = this.limits.authDeadlineMs
     t.timer = setTimeout(() => {
       t.timer = null
@@ -116,7 +134,7 @@ export class Admission {
       if (this.conns.get(conn) !== t) return
       this.conns.delete(conn)
       if (t.timer !== null) clearTimeout(t.timer)
-      if (inbound && !t.authenticated) this.unauthenticated--
+      if (inbound && !t.authenticated) this.countUnauthenticated(conn, -1)
     })
     return t
   }
@@ -130,4 +148,11 @@ export class Admission {
     this.lastLog = now
     this.log('warn', msg + more)
   }
+}
+
+/** The host part of 'host:port' or '[v6]:port'. */
+function hostOf (address: string): string {
+  const i = address.lastIndexOf(':')
+  const host = i < 0 ? address : address.slice(0, i)
+  return host.startsWith('[') && host.endsWith(']') ? host.slice(1, -1) : host
 }
