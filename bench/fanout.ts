@@ -94,7 +94,17 @@ try {
   const tx0 = txBytes(0)
   const cpu0 = nodes.map(cpuSeconds)
   const done = new Map<string, number>()
-  for (const n of nodes.slice(1)) n.onEvent(e => { if (e.event === 'file-updated' && e.path === 'big.bin' && !done.has(n.name)) done.set(n.name, Date.now()) })
+  /** Per receiver: pieces it got from the source, and from anyone (its `fetched` event). */
+  const fromSource = new Map<string, { source: number, all: number }>()
+  for (const n of nodes.slice(1)) {
+    n.onEvent(e => {
+      if (e.event === 'file-updated' && e.path === 'big.bin' && !done.has(n.name)) done.set(n.name, Date.now())
+      if (e.event === 'fetched' && e.path === 'big.bin') {
+        const per = e.perPeer as Record<string, number>
+        fromSource.set(n.name, { source: per[nodes[0]!.peerId] ?? 0, all: Object.values(per).reduce((a, b) => a + b, 0) })
+      }
+    })
+  }
   const t0 = Date.now()
   fs.renameSync(staged, join(nodes[0]!.spec.dir, 'big.bin'))
   const ideal = (MIB * 1024 * 1024 * 8) / (MBIT * 1e6)
@@ -117,6 +127,7 @@ try {
     source_upload_copies: uploaded.toFixed(2),
     cpu_seconds_per_GiB_delivered: (cpu / ((N - 1) * MIB / 1024)).toFixed(2),
     first_done_seconds: ((Math.min(...done.values()) - t0) / 1000).toFixed(1),
+    pieces_from_source_per_receiver: [...fromSource.entries()].map(([k, v]) => `${k} ${v.source}/${v.all}`).join(', '),
     goal: 'mesh ≤ 1.15× ideal, source ≤ 1.3 copies; libtorrent 1.69× and 1.6 copies here'
   }
   for (const [k, v] of Object.entries(out)) print(k, v)

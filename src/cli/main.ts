@@ -89,6 +89,7 @@ async function share (args: string[]): Promise<number> {
   node.on('file-deleted', e => out('file-deleted', e, `deleted ${p(e.share)}/${p(e.path)}`))
   node.on('conflict', e => out('conflict', e, `conflict on ${p(e.share)}/${p(e.path)}: other version kept as ${p(e.copy)}`))
   node.on('in-sync', e => out('in-sync', e, `share ${e.share} in sync, root ${e.root.slice(0, 16)}…`))
+  node.on('fetched', e => { if (json) out('fetched', e, '') })
   node.on('share-paused', e => out('share-paused', e, `share ${e.share} PAUSED: ${e.reason}`))
   node.on('share-resumed', e => out('share-resumed', e, `share ${e.share} resumed`))
   node.on('log', e => {

@@ -6,6 +6,7 @@
 // Who tracks what: downloads in flight and the open files being served live here; sessions and
 // shares are the node's (read through ContentHost); the Download owns its part file.
 import * as fs from 'node:fs'
+import { EventEmitter } from 'node:events'
 import { join } from 'node:path'
 import type { IndexDb } from '../store/db.js'
 import type { Share } from '../sync/share.js'
@@ -22,6 +23,8 @@ const PARTIAL_SAVE_MS = 200
 const MAX_OPEN_SOURCES = 64
 /** A piece stream that arrives before the peer's SHARES message waits this long for it. */
 const SHARES_WAIT_MS = 5000
+/** A piece stream for content we do not have yet waits this long for our own download of it to start. */
+const WANT_WAIT_MS = 3000
 /**
  * Files fetched through the piece exchange at once, across all shares. Each download holds a
  * part file, a bitfield and picker state sized by the file, so a peer announcing thousands of
@@ -46,6 +49,8 @@ export class ContentExchange {
   private readonly downloads = new Map<string, { dl: Download | null, done: Promise<string>, share: Share, holders: Set<PeerSession> }>()
   /** Open files being served, by root: one file handle per file however many peers read it. */
   private readonly sources = new Map<string, FileSource>()
+  /** Emits 'started' whenever a download gets its slot (piece streams waiting for it look again). */
+  private readonly started = new EventEmitter().setMaxListeners(0)
   private activeFetches = 0
   private readonly fetchQueue: Array<() => void> = []
 
@@ -81,6 +86,7 @@ export class ContentExchange {
       try {
         if (this.host.stopped) throw new SwarmError('ERR_CLOSED', 'node stopping')
         const d = dl = slot.dl = this.newDownload(entry, partPath)
+        this.started.emit('started')
         const resumed = d.complete() || d.haveBitfield().some(b => b !== 0)
         const saveBitfield = () => { saveTimer = null; if (!this.host.stopped && !forget) this.host.db.putPartial(entry.root, d.haveBitfield()) }
         d.on('verified', () => { if (saveTimer === null) saveTimer = setTimeout(saveBitfield, PARTIAL_SAVE_MS) })
@@ -168,9 +174,30 @@ export class ContentExchange {
         session.once('shares', () => { clearTimeout(t); resolve() })
       })
     }
+    const found = this.downloadFor(infoHash, session) ?? this.localSource(infoHash, session)
+    if (found !== undefined) return found
+    // Another downloader of the same new file often asks before our own download of it has
+    // started (the entry reaches every node at about the same time): wait for it briefly, so the
+    // two trade pieces instead of both fetching everything from the source.
+    return await new Promise<PieceSource | undefined>(resolve => {
+      const t = setTimeout(() => { this.started.off('started', check); resolve(undefined) }, WANT_WAIT_MS)
+      const check = (): void => {
+        const dl = this.downloadFor(infoHash, session)
+        if (dl !== undefined) { clearTimeout(t); this.started.off('started', check); resolve(dl) }
+      }
+      this.started.on('started', check)
+    })
+  }
+
+  private downloadFor (infoHash: Buffer, session: PeerSession): Download | undefined {
     for (const { dl, share } of this.downloads.values()) {
       if (dl !== null && session.remoteShares.has(share.id) && dl.root.subarray(0, 20).equals(infoHash)) return dl
     }
+    return undefined
+  }
+
+  /** A complete, indexed local file with this info hash, in a share the peer replicates too. */
+  private localSource (infoHash: Buffer, session: PeerSession): PieceSource | undefined {
     for (const row of this.host.db.localByInfoHash(infoHash)) {
       const share = this.host.shares.get(row.share)
       if (share === undefined || share.paused || row.local === null || !session.remoteShares.has(row.share)) continue

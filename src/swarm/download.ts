@@ -159,6 +159,7 @@ export class Download extends EventEmitter implements PieceSource {
   private settle: { resolve: () => void, reject: (e: Error) => void } | null = null
   private fillScheduled = false
   private stallTimer: NodeJS.Timeout | null = null
+  private order: Uint32Array | null = null
   private stalledSince = 0
 
   constructor (opts: DownloadOptions) {
@@ -425,7 +426,7 @@ export class Download extends EventEmitter implements PieceSource {
     for (let i = 0; i < this.numPieces; i++) if (peer.has(i)) this.picker.removeHolder(i)
     peer.bits.set(buf)
     let wanted = false
-    for (let i = 0; i < this.numPieces; i++) {
+    for (const i of this.pieceOrder()) {
       if (peer.has(i)) {
         this.picker.addHolder(i)
         if (!wanted && !this.picker.isDone(i)) wanted = true
@@ -436,8 +437,23 @@ export class Download extends EventEmitter implements PieceSource {
     this.fill(peer)
   }
 
+  /**
+   * The order in which a holder's pieces enter the picker, and so the order equally rare pieces
+   * are asked for: random per download, so downloaders of one file start on different pieces and
+   * have something to trade, instead of all asking the source for piece 0, 1, 2… at once.
+   */
+  private pieceOrder (): Uint32Array {
+    if (this.order === null) {
+      const o = new Uint32Array(this.numPieces)
+      for (let i = 0; i < o.length; i++) o[i] = i
+      for (let i = o.length - 1; i > 0; i--) { const j = Math.floor(Math.random() * (i + 1)); const t = o[i]!; o[i] = o[j]!; o[j] = t }
+      this.order = o
+    }
+    return this.order
+  }
+
   private onHaveAll (peer: Peer): void {
-    for (let i = 0; i < this.numPieces; i++) {
+    for (const i of this.pieceOrder()) {
       if (!peer.has(i)) { peer.set(i); this.picker.addHolder(i) }
     }
     if (this.picker.remaining > 0) peer.sendInterested()
