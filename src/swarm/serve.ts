@@ -138,6 +138,10 @@ class ServeConn {
       this.sendReject({ index, offset, length, respond, cancelled: false }, 'too many outstanding requests')
       return
     }
+    if (offset === 0 && src.claimUpload !== undefined && !src.claimUpload(index)) {
+      this.sendReject({ index, offset, length, respond, cancelled: false }, 'already uploaded once while other pieces were not: fetch it from a peer')
+      return
+    }
     this.queue.push({ index, offset, length, respond, cancelled: false })
     this.pump()
   }

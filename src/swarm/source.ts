@@ -25,6 +25,12 @@ export interface PieceSource extends EventEmitter { // emits 'have' (index) when
   /** optional: serveWire calls retain() when a wire starts serving from the source, release() when it closes */
   retain? (): void
   release? (): void
+  /**
+   * optional, super-seeding: may piece `index` be uploaded now? A complete source answers false for
+   * a piece it already uploaded more often than some other piece: the downloader then gets it from
+   * a peer that has it, and the source's uplink carries each piece about once.
+   */
+  claimUpload? (index: number): boolean
 }
 
 /** byte length of piece `index` of a file of `size` bytes */
@@ -74,6 +80,11 @@ export class FileSource extends EventEmitter implements PieceSource {
   private readonly verify: boolean
   private fh: Promise<FileHandle> | null = null
   private closed = false
+  /** Times each piece was handed out (saturating), and how many pieces never were (super-seeding). */
+  private uploads: Uint8Array | null = null
+  /** The round in progress (fewest uploads of any piece) and how many pieces are still at it. */
+  private level = 0
+  private atLevel = 0
 
   constructor (opts: FileSourceOptions) {
     super()
@@ -98,6 +109,19 @@ export class FileSource extends EventEmitter implements PieceSource {
   }
 
   complete (): boolean { return true }
+
+  claimUpload (index: number): boolean {
+    if (this.uploads === null) { this.uploads = new Uint8Array(this.numPieces); this.atLevel = this.numPieces }
+    const n = this.uploads[index]!
+    // Pieces go out in rounds: none a second time before every piece went out once, and so on.
+    if (n > this.level && n < 255) return false
+    this.uploads[index] = Math.min(n + 1, 255)
+    if (n === this.level && --this.atLevel === 0) {
+      this.level++
+      for (const u of this.uploads) if (u === this.level) this.atLevel++
+    }
+    return true
+  }
 
   async pieceLayer (): Promise<Buffer | null> { return this.layer }
 
