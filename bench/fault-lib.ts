@@ -97,6 +97,7 @@ export interface NodeSpec {
   peers: string[]
   secretFile: string
   netns?: string       // run inside `ip netns exec <netns>`
+  extraArgs?: string[] // more `swarm share` flags
   logFile: string      // every stdout/stderr line of every incarnation is appended here
 }
 
@@ -140,6 +141,7 @@ export class FaultNode {
   async start (timeoutMs = 30_000): Promise<void> {
     const args = [BIN, 'share', `${this.spec.dir}=${SHARE_ID}`, '--listen', this.spec.listen, '--secret-file', this.spec.secretFile, '--state', this.spec.state, '--json']
     for (const p of this.spec.peers) args.push('--peer', p)
+    args.push(...(this.spec.extraArgs ?? []))
     const [cmd, argv] = this.spec.netns !== undefined
       ? ['ip', ['netns', 'exec', this.spec.netns, process.execPath, ...args]]
       : [process.execPath, args]

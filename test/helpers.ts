@@ -18,7 +18,7 @@ export class Cluster {
   readonly nodes: TestNode[] = []
 
   /** Starts a node sharing `<base>/<name>/share` as share id 'share', dialing every node started before it. */
-  async add (name: string, opts: { secret?: string, peers?: string[], shareId?: string, handshakeTimeoutMs?: number } = {}): Promise<TestNode> {
+  async add (name: string, opts: { secret?: string, peers?: string[], shareId?: string, handshakeTimeoutMs?: number, peerExchange?: boolean } = {}): Promise<TestNode> {
     const dir = join(this.base, name, 'share')
     const state = join(this.base, name, 'state')
     mkdirSync(dir, { recursive: true })
@@ -29,7 +29,7 @@ export class Cluster {
       stateDir: state, secret: opts.secret ?? SECRET, listen: '127.0.0.1:0',
       peers: opts.peers ?? this.nodes.filter(n => n.node !== null).map(n => n.node.address),
       shares: [{ dir, id: opts.shareId ?? 'share' }],
-      identity, transport
+      identity, transport, peerExchange: opts.peerExchange
     })
     const t = { node, dir, state, name }
     this.nodes.push(t)

@@ -526,3 +526,17 @@ test('picker: rarest first, released pieces return, done pieces never come back'
   assert.equal(p.remaining, 3)
   assert.equal(p.pick((i) => i === 5), -1)
 })
+
+test('super-seeding: a piece already handed out to one peer is refused once to another, and served when asked again', async () => {
+  const f = makeFile(4 * PIECE_SIZE)
+  const source = fileSource(f)
+  const one = await rawClient(source)
+  const two = await rawClient(source)
+  try {
+    const len = PIECE_SIZE
+    assert.equal((await requestP(one.wire, 1, 0, len)).length, len)
+    await assert.rejects(requestP(two.wire, 1, 0, len), /rejected/, 'handed out already while pieces 0, 2, 3 never were')
+    assert.equal((await requestP(two.wire, 0, 0, len)).length, len, 'a piece nobody has is served')
+    assert.equal((await requestP(two.wire, 1, 0, len)).length, len, 'asked again (nobody else had it to give): served')
+  } finally { one.sock.destroy(); two.sock.destroy() }
+})

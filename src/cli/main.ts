@@ -9,7 +9,7 @@ import { defaultStateDir } from './state-dir.js'
 import { printable } from '../model/printable.js'
 
 const USAGE = `usage:
-  swarm share <dir>[=<id>]... --listen <host:port> [--peer <host:port>]... --secret <token>|--secret-file <path> [--state <dir>] [--json] [--accept-empty]
+  swarm share <dir>[=<id>]... --listen <host:port> [--peer <host:port>]... --secret <token>|--secret-file <path> [--state <dir>] [--json] [--accept-empty] [--no-peer-exchange]
   swarm secret
   swarm id [--state <dir>]
   swarm demo            (three local nodes replicating a file; see README)
@@ -55,7 +55,8 @@ async function share (args: string[]): Promise<number> {
       'secret-file': { type: 'string' },
       state: { type: 'string' },
       json: { type: 'boolean', default: false },
-      'accept-empty': { type: 'boolean', default: false }
+      'accept-empty': { type: 'boolean', default: false },
+      'no-peer-exchange': { type: 'boolean', default: false }
     }
   })
   if (positionals.length === 0) throw new SwarmError('ERR_BAD_ARGUMENT', 'swarm share needs at least one folder')
@@ -78,7 +79,8 @@ async function share (args: string[]): Promise<number> {
     secret: readSecret(values),
     listen: values.listen,
     peers: values.peer,
-    shares
+    shares,
+    peerExchange: values['no-peer-exchange'] !== true
   })
   node.on('listening', e => out('listening', e, `listening on ${e.address} as ${e.peerId}`))
   node.on('peer-connected', e => out('peer-connected', e, `peer connected: ${e.peerId} (${e.address})`))

@@ -28,6 +28,11 @@ export function shortIdProblem (s: string): string | null {
   return SHORT_ID.test(s) ? null : 'not a node short id'
 }
 
+/** A full PeerId as the transport prints it (base58, libp2p's Ed25519 form is 52 characters). */
+export function peerIdProblem (s: string): string | null {
+  return /^[1-9A-HJ-NP-Za-km-z]{16,64}$/.test(s) ? null : 'not a PeerId'
+}
+
 /** A share id: also a folder name by default, so nothing a filesystem or a log line could misread. */
 export function shareIdProblem (s: string): string | null {
   if (s.length === 0 || Buffer.byteLength(s) > 255) return 'share ids are 1–255 bytes'

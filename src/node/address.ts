@@ -9,3 +9,10 @@ export function parseHostPort (s: string): { host: string, port: number } {
   }
   return { host: m[1]!, port }
 }
+
+/** The host (IP) of 'host:port' or '[v6]:port'. */
+export function hostOf (address: string): string {
+  const i = address.lastIndexOf(':')
+  const host = i < 0 ? address : address.slice(0, i)
+  return host.startsWith('[') && host.endsWith(']') ? host.slice(1, -1) : host
+}

@@ -9,6 +9,7 @@
 // stream is destroyed as soon as it is seen.
 import type { Connection } from '../transport/types.js'
 import { printable } from '../model/printable.js'
+import { hostOf } from './address.js'
 
 /** An inbound connection must authenticate this soon (2 round trips; generous for a loaded node). */
 export const AUTH_DEADLINE_MS = 5_000
@@ -148,11 +149,4 @@ export class Admission {
     this.lastLog = now
     this.log('warn', msg + more)
   }
-}
-
-/** The host part of 'host:port' or '[v6]:port'. */
-function hostOf (address: string): string {
-  const i = address.lastIndexOf(':')
-  const host = i < 0 ? address : address.slice(0, i)
-  return host.startsWith('[') && host.endsWith(']') ? host.slice(1, -1) : host
 }

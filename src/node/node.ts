@@ -21,7 +21,7 @@ import { serveWire } from '../swarm/serve.js'
 import { ContentExchange } from './content.js'
 import { SwarmError } from '../errors.js'
 import { shareIdProblem } from '../model/rules.js'
-import type { ShareInfo, WireEntry } from '../wire/control.js'
+import type { PeerAddress, ShareInfo, WireEntry } from '../wire/control.js'
 import { parseHostPort } from './address.js'
 import { deriveAuthKey } from './auth.js'
 import { Admission, type AdmissionLimits } from './admission.js'
@@ -30,6 +30,11 @@ import { printable } from '../model/printable.js'
 /** Redial backoff for --peer addresses: first retry, growth, ceiling. */
 export const REDIAL_MIN_MS = 250
 export const REDIAL_MAX_MS = 5000
+/**
+ * Peers a node connects to through peer exchange, in all: a full mesh up to here, a bounded random
+ * set beyond (a file still reaches everyone through the swarm). --peer addresses are always dialed.
+ */
+export const MAX_PEERS = 50
 /** Acks arrive with every batch; tombstones are collected at most this often per share. */
 const TOMBSTONE_GC_DELAY_MS = 1000
 /** One log line is cut to this many characters (control characters are escaped as well). */
@@ -51,6 +56,8 @@ export interface NodeOptions {
   transport?: Transport              // for tests: an in-memory transport
   identity?: Identity
   admission?: Partial<AdmissionLimits>  // connection caps and the auth deadline (admission.ts); for tests
+  /** Connect to the peers other nodes name (peer exchange); default true. False: only --peer addresses. */
+  peerExchange?: boolean
 }
 
 export type NodeLogLevel = 'info' | 'warn' | 'error'
@@ -89,6 +96,8 @@ export class SwarmNode extends EventEmitter<NodeEvents> implements SessionHost {
   private wirePeerId!: Buffer
   private lock: StateLock | null = null
   private readonly gcTimers = new Map<string, NodeJS.Timeout>()
+  /** Peers learned by exchange that are being dialed. */
+  private readonly learning = new Set<string>()
   private readonly content: ContentExchange
 
   constructor (private readonly opts: NodeOptions) {
@@ -278,6 +287,41 @@ export class SwarmNode extends EventEmitter<NodeEvents> implements SessionHost {
     }, TOMBSTONE_GC_DELAY_MS).unref())
   }
 
+  // ---- peer exchange: one bootstrap address is enough ------------------------------------------
+
+  /** A peer said where it listens: tell it of the others, and the others of it. */
+  onListen (session: PeerSession): void {
+    const others = [...this.sessions.values()].filter(s => s !== session && s.ready && s.listenAddress !== null)
+    session.sendPeers(others.map(s => s.listenAddress!))
+    for (const s of others) s.sendPeers([session.listenAddress!])
+  }
+
+  /** Peers learned from a peer: dial those we are not connected to, up to MAX_PEERS, in random order. */
+  onPeers (_session: PeerSession, peers: PeerAddress[]): void {
+    if (this.opts.peerExchange === false) return
+    const fresh = peers.filter(p => p.peerId !== this.peerId && !this.sessions.has(p.peerId) && !this.learning.has(p.peerId))
+    for (let i = fresh.length - 1; i > 0; i--) { const j = Math.floor(Math.random() * (i + 1)); [fresh[i], fresh[j]] = [fresh[j]!, fresh[i]!] }
+    for (const p of fresh) {
+      if (this.stopped || this.sessions.size + this.learning.size >= MAX_PEERS) return
+      void this.dialLearned(p)
+    }
+  }
+
+  /** One try at a peer learned by exchange; no retries (peers hear of each other again as nodes connect). */
+  private async dialLearned (p: PeerAddress): Promise<void> {
+    this.learning.add(p.peerId)
+    try {
+      const conn = await this.transport.dial(p.ip, p.port)
+      if (this.stopped || conn.remotePeerId !== p.peerId || this.sessions.has(p.peerId)) { conn.close(this.stopped ? 'node stopping' : 'not the peer that was named'); return }
+      const session = await this.openSession(conn)
+      await new Promise<void>(resolve => { session.once('ready', () => resolve()); session.once('closed', () => resolve()) })
+    } catch (err) {
+      this.log('info', `peer exchange: cannot reach ${p.peerId} at ${p.ip}:${p.port}: ${(err as Error).message}`)
+    } finally {
+      this.learning.delete(p.peerId)
+    }
+  }
+
   onRoot (_session: PeerSession, shareId: string): void {
     const share = this.shares.get(shareId)
     if (share !== undefined) this.checkInSync(share)
@@ -309,6 +353,14 @@ export class SwarmNode extends EventEmitter<NodeEvents> implements SessionHost {
     })
   }
 
+  /** Our side of a new outbound connection: its control stream and session. */
+  private async openSession (conn: Connection): Promise<PeerSession> {
+    conn.onStream(stream => this.onStream(conn, stream))
+    const control = await conn.openStream()
+    control.write(Buffer.from([STREAM_CONTROL]))
+    return this.startSession(conn, control)
+  }
+
   private startSession (conn: Connection, control: Duplex): PeerSession {
     // One control session per connection (onStream already destroys a second control stream).
     if (this.admission.hasSession(conn)) { control.destroy(); throw new SwarmError('ERR_PROTOCOL', 'a second control stream on one connection') }
@@ -326,6 +378,7 @@ export class SwarmNode extends EventEmitter<NodeEvents> implements SessionHost {
         old.close('replaced by a newer connection')
       }
       this.sessions.set(session.peerId, session)
+      session.sendListen(this.port)
       this.log('info', `connected to ${session.peerId} at ${conn.remoteAddress}`)
       this.emit('peer-connected', { peerId: session.peerId, address: conn.remoteAddress })
     })
@@ -364,10 +417,7 @@ export class SwarmNode extends EventEmitter<NodeEvents> implements SessionHost {
             return
           }
           knownPeer = conn.remotePeerId
-          conn.onStream(stream => this.onStream(conn, stream))
-          const control = await conn.openStream()
-          control.write(Buffer.from([STREAM_CONTROL]))
-          const session = this.startSession(conn, control)
+          const session = await this.openSession(conn)
           const outcome = await new Promise<boolean>(resolve => {
             session.once('ready', () => resolve(true))
             session.once('closed', () => resolve(false))

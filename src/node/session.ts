@@ -16,9 +16,10 @@
 import { EventEmitter } from 'node:events'
 import type { Duplex } from 'node:stream'
 import type { Connection } from '../transport/types.js'
-import { FrameSplitter, decode, encode, isHandshakeType, MAX_CONTROL_FRAME, MAX_HANDSHAKE_FRAME, PROTOCOL_VERSION, type ControlMessage, type ShareInfo, type WireEntry } from '../wire/control.js'
+import { FrameSplitter, decode, encode, isHandshakeType, MAX_CONTROL_FRAME, MAX_HANDSHAKE_FRAME, PROTOCOL_VERSION, type ControlMessage, type PeerAddress, type ShareInfo, type WireEntry } from '../wire/control.js'
 import { authProof, newNonce, verifyProof, type AuthRole } from './auth.js'
 import { printable } from '../model/printable.js'
+import { hostOf } from './address.js'
 
 export const STREAM_CONTROL = 1
 export const STREAM_PIECES = 2
@@ -47,6 +48,9 @@ export interface SessionHost {
   onShares (session: PeerSession): void
   onRoot (session: PeerSession, share: string): void
   onAck (session: PeerSession, share: string, indexId: string, seq: number): void
+  /** The peer said where it accepts connections (listenAddress is set). */
+  onListen (session: PeerSession): void
+  onPeers (session: PeerSession, peers: PeerAddress[]): void
   log (level: 'info' | 'warn' | 'error', msg: string): void
 }
 
@@ -55,6 +59,8 @@ interface Feeder { indexId: string, cursor: number, running: boolean, again: boo
 export class PeerSession extends EventEmitter<{ ready: [], shares: [], closed: [reason: string] }> {
   readonly remoteShares = new Map<string, ShareInfo>()
   readonly roots = new Map<string, { root: Buffer, settled: boolean }>()
+  /** Where the peer accepts connections, once it said so (LISTEN); handed on by peer exchange. */
+  listenAddress: PeerAddress | null = null
   /** The peer's SHARES message has arrived (its piece streams may come first: they are other streams). */
   sharesKnown = false
   private readonly feeders = new Map<string, Feeder>()
@@ -108,6 +114,8 @@ export class PeerSession extends EventEmitter<{ ready: [], shares: [], closed: [
   subscribe (share: string, indexId: string, fromSeq: number): void { if (this.ready) this.sendRaw(encode.subscribe(share, indexId, fromSeq)) }
   sendRoot (share: string, root: Buffer, settled: boolean): void { if (this.ready) this.sendRaw(encode.root(share, root, settled)) }
   sendAck (share: string, indexId: string, seq: number): void { if (this.ready) this.sendRaw(encode.ack(share, indexId, seq)) }
+  sendListen (port: number): void { if (this.ready && port > 0) this.sendRaw(encode.listen(port)) }
+  sendPeers (peers: PeerAddress[]): void { if (this.ready && peers.length > 0) this.sendRaw(encode.peers(peers)) }
 
   /** Sends our entries the peer has not seen yet for a share it subscribed to. */
   pump (share: string): void {
@@ -214,6 +222,12 @@ export class PeerSession extends EventEmitter<{ ready: [], shares: [], closed: [
         this.host.onRoot(this, msg.share)
         return
       case 'ack': return this.host.onAck(this, msg.share, msg.indexId, msg.seq)
+      case 'listen':
+        // Where the peer accepts connections: the address it reached us from, with the port it names (said once).
+        if (this.listenAddress !== null) return
+        this.listenAddress = { peerId: this.peerId, ip: hostOf(this.conn.remoteAddress), port: msg.port }
+        return this.host.onListen(this)
+      case 'peers': return this.host.onPeers(this, msg.peers)
     }
   }
 

@@ -47,6 +47,13 @@ export const MAX_PENDING_PIECES = 4 * PIPELINE_DEPTH
  * keeps waiting: holders are added as they connect.
  */
 export const STALL_TIMEOUT_MS = 5_000
+/**
+ * A piece a peer refused once is asked of other peers for this long before that peer is asked
+ * again; a second refusal means it does not have it. (A super-seeding source refuses a piece it
+ * already handed out, expecting it to come from whoever got it; if nobody can give it, the second
+ * ask is served.)
+ */
+export const REFUSED_WAIT_MS = 2_000
 /** endgame: at most this many peers are asked for the same piece at once */
 export const ENDGAME_DUPLICATES = 2
 
@@ -82,6 +89,8 @@ class Peer {
   readonly bits: Uint8Array
   readonly inflight = new Set<number>()
   readonly badPieces = new Set<number>()
+  /** Pieces this peer refused once, and until when we ask others for them first (see REFUSED_WAIT_MS). */
+  readonly refusedUntil = new Map<number, number>()
   bad = 0
   layer: LayerAssembler | null = null
   closed = false
@@ -518,12 +527,19 @@ export class Download extends EventEmitter implements PieceSource {
   private fill (peer: Peer): void {
     if (!this.running || this.finished || peer.closed || this.layer === undefined || peer.wire.peerChoking) return
     while (peer.inflight.size < PIPELINE_DEPTH && this.pendingPieces < MAX_PENDING_PIECES) {
-      let i = this.picker.pick((j) => peer.has(j) && !peer.badPieces.has(j))
+      const now = Date.now()
+      let i = this.picker.pick((j) => peer.has(j) && !peer.badPieces.has(j) && this.mayAskAgain(peer, j, now))
       if (i === -1) i = this.pickEndgame(peer)
       if (i === -1) return
       this.request(peer, i)
       if (!peer.inflight.has(i)) return // the wire refused synchronously (closing)
     }
+  }
+
+  /** A piece `peer` refused once is asked of it again only after REFUSED_WAIT_MS, and only if no other peer has it. */
+  private mayAskAgain (peer: Peer, index: number, now: number): boolean {
+    const until = peer.refusedUntil.get(index)
+    return until === undefined || (now >= until && this.picker.holders(index) <= 1)
   }
 
   /** nothing idle for this peer: duplicate a piece that is already requested elsewhere */
@@ -575,9 +591,16 @@ export class Download extends EventEmitter implements PieceSource {
       this.dropRequester(index, peer)
       if (this.finished) return
       if (err?.message === 'request was rejected' && peer.has(index)) {
-        // the holder cannot serve it (e.g. its file changed): treat as not held
-        peer.clear(index)
-        this.picker.removeHolder(index)
+        if (peer.refusedUntil.has(index)) {
+          // refused twice: the holder cannot serve it (e.g. its file changed): treat as not held
+          peer.refusedUntil.delete(index)
+          peer.clear(index)
+          this.picker.removeHolder(index)
+        } else {
+          // refused once (a source handing each piece out once first): others are asked first for a while
+          peer.refusedUntil.set(index, Date.now() + REFUSED_WAIT_MS)
+          setTimeout(() => this.scheduleFill(), REFUSED_WAIT_MS + 10).unref()
+        }
       }
       this.scheduleFill()
       return

@@ -36,6 +36,8 @@ export class Picker {
   get remaining (): number { return this.numPieces - this.doneCount }
 
   isDone (index: number): boolean { return this.state[index] === DONE }
+  /** how many connected peers hold `index` */
+  holders (index: number): number { return this.avail[index]! }
   isIdle (index: number): boolean { return this.state[index] === IDLE }
 
   /** a connected peer now holds `index` */

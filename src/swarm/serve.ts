@@ -62,6 +62,8 @@ class ServeConn {
   private reading = 0
   private cache: { index: number, data: Promise<Buffer> } | null = null
   private layerRequests = 0
+  /** Pieces this wire's peer was refused once by super-seeding (the next ask is served). */
+  private readonly refusedOnce = new Set<number>()
   private layerOut: { layer: Buffer, off: number } | null = null // the piece layer being sent
   private layerTick = false // a look at the send buffer is scheduled for the layer
   private readonly onSourceHave = (index: number): void => { this.sendHave(index) }
@@ -138,8 +140,11 @@ class ServeConn {
       this.sendReject({ index, offset, length, respond, cancelled: false }, 'too many outstanding requests')
       return
     }
-    if (offset === 0 && src.claimUpload !== undefined && !src.claimUpload(index)) {
-      this.sendReject({ index, offset, length, respond, cancelled: false }, 'already uploaded once while other pieces were not: fetch it from a peer')
+    // Super-seeding: a piece already handed out is refused once; asked again, it is served (the
+    // downloader found nobody else to get it from).
+    if (offset === 0 && src.claimUpload !== undefined && !this.refusedOnce.has(index) && !src.claimUpload(index)) {
+      this.refusedOnce.add(index)
+      this.sendReject({ index, offset, length, respond, cancelled: false }, 'already handed out: fetch it from a peer first')
       return
     }
     this.queue.push({ index, offset, length, respond, cancelled: false })

@@ -12,6 +12,8 @@
 //   ROOT      str share ‖ 32 root ‖ u8 settled             — the sender's manifest root (settled: nothing pending)
 //   ERROR     str code ‖ str message                       — sent before closing on purpose
 //   ACK       str share ‖ str indexId ‖ f64 seq            — "I applied your entries up to seq" (tombstone GC)
+//   LISTEN    u16 port                                     — the port this node accepts connections on
+//   PEERS     u16 n ‖ n × (str peerId ‖ str ip ‖ u16 port) — other nodes the sender is connected to (peer exchange)
 // An entry is
 //   str path ‖ u8 flags (1 dir, 2 deleted, 4 has data) ‖ f64 size ‖ f64 mtime ‖ 32 root ‖ str by ‖
 //   u16 n ‖ n × (str node ‖ f64 counter) ‖ [bytes data]
@@ -19,13 +21,16 @@
 import { Reader, Writer } from './codec.js'
 import { SwarmError } from '../errors.js'
 import type { Entry } from '../model/entry.js'
-import { MAX_VERSION_COMPONENTS, entryProblem, indexIdProblem, shareIdProblem } from '../model/rules.js'
+import { isIP } from 'node:net'
+import { MAX_VERSION_COMPONENTS, entryProblem, indexIdProblem, peerIdProblem, shareIdProblem } from '../model/rules.js'
 
 /** 2: the dialer proves the secret first, proofs keyed with the scrypt-stretched secret (node/auth.ts). */
 export const PROTOCOL_VERSION = 2
 export const MAX_CONTROL_FRAME = 64 * 1024 * 1024
 /** An ENTRIES frame carries at most one feed batch (BATCH_ENTRIES = 2000) plus headroom. */
 const MAX_ENTRIES_PER_FRAME = 10_000
+/** Peer exchange names the sender's connected peers, which it keeps to a few hundred at most. */
+const MAX_PEERS_PER_FRAME = 1024
 /** A node replicates a handful of shares; a list this long is not honest. */
 const MAX_SHARES_PER_FRAME = 4096
 /**
@@ -34,10 +39,12 @@ const MAX_SHARES_PER_FRAME = 4096
  */
 export const MAX_HANDSHAKE_FRAME = 512
 
-export const MSG = { HELLO: 1, AUTH: 2, SHARES: 3, SUBSCRIBE: 4, ENTRIES: 5, ROOT: 6, ERROR: 7, ACK: 8 } as const
+export const MSG = { HELLO: 1, AUTH: 2, SHARES: 3, SUBSCRIBE: 4, ENTRIES: 5, ROOT: 6, ERROR: 7, ACK: 8, LISTEN: 9, PEERS: 10 } as const
 
 export interface ShareInfo { id: string, indexId: string, root: Buffer }
 export interface WireEntry { entry: Entry, data?: Buffer }
+/** A node as peer exchange names it: its PeerId and where it accepts connections (an IP literal). */
+export interface PeerAddress { peerId: string, ip: string, port: number }
 /**
  * An entry whose values break the rules (model/rules.ts): dropped alone, with the reason to log.
  * Failing the whole frame instead would stop the share between two nodes for good, since the
@@ -54,6 +61,8 @@ export type ControlMessage =
   | { type: 'root', share: string, root: Buffer, settled: boolean }
   | { type: 'error', code: string, message: string }
   | { type: 'ack', share: string, indexId: string, seq: number }
+  | { type: 'listen', port: number }
+  | { type: 'peers', peers: PeerAddress[] }
 
 function frame (type: number, body: (w: Writer) => void, sizeHint = 256): Buffer {
   const w = new Writer(sizeHint).u32(0).u8(type)
@@ -115,7 +124,12 @@ export const encode = {
   },
   root: (share: string, root: Buffer, settled: boolean) => frame(MSG.ROOT, w => w.str(share).raw(root).u8(settled ? 1 : 0)),
   error: (code: string, message: string) => frame(MSG.ERROR, w => w.str(code).str(message)),
-  ack: (share: string, indexId: string, seq: number) => frame(MSG.ACK, w => w.str(share).str(indexId).f64(seq))
+  ack: (share: string, indexId: string, seq: number) => frame(MSG.ACK, w => w.str(share).str(indexId).f64(seq)),
+  listen: (port: number) => frame(MSG.LISTEN, w => w.u16(port)),
+  peers: (peers: PeerAddress[]) => frame(MSG.PEERS, w => {
+    w.u16(peers.length)
+    for (const p of peers) w.str(p.peerId).str(p.ip).u16(p.port)
+  })
 }
 
 function shareId (r: Reader): string {
@@ -177,6 +191,19 @@ export function decode (body: Buffer): ControlMessage {
     case MSG.ROOT: msg = { type: 'root', share: shareId(r), root: Buffer.from(r.raw(32)), settled: r.u8() === 1 }; break
     case MSG.ERROR: msg = { type: 'error', code: r.str(), message: r.str() }; break
     case MSG.ACK: msg = { type: 'ack', share: shareId(r), indexId: indexId(r), seq: seq(r) }; break
+    case MSG.LISTEN: msg = { type: 'listen', port: r.u16() }; break
+    case MSG.PEERS: {
+      const n = r.u16()
+      if (n > MAX_PEERS_PER_FRAME) throw new SwarmError('ERR_PROTOCOL', 'too many peers in one frame')
+      const peers: PeerAddress[] = []
+      for (let i = 0; i < n; i++) {
+        const p = { peerId: r.str(), ip: r.str(), port: r.u16() }
+        if (peerIdProblem(p.peerId) !== null || isIP(p.ip) === 0 || p.port === 0) throw new SwarmError('ERR_PROTOCOL', 'bad peer address')
+        peers.push(p)
+      }
+      msg = { type: 'peers', peers }
+      break
+    }
     default: throw new SwarmError('ERR_PROTOCOL', `unknown control message type ${type}`)
   }
   r.end()
