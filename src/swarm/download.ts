@@ -2,7 +2,7 @@
 // piece by piece from any number of holders into partPath.
 //
 // Who tracks what:
-// - Peer (below): one outbound wire — which pieces that peer holds (its bitfield + haves),
+// - Peer (download-peer.ts): one outbound wire — which pieces that peer holds (its bitfield + haves),
 //   which requests are outstanding on it, how many bad pieces it sent. It only wraps the wire,
 //   one method per outbound message kind; it decides nothing.
 // - Picker (picker.ts): how many connected peers hold each piece and whether each piece is
@@ -23,8 +23,9 @@ import Wire from 'bittorrent-protocol'
 import { SwarmError, isSwarmError } from '../errors.js'
 import { PIECE_SIZE, pieceCount, verifyPieceLayer } from '../merkle/bep52.js'
 import { FrameGuard, MAX_QUEUED_SEND_BYTES, attachWire, maxFrameFor } from './framing.js'
-import { LayerAssembler, sendLayerRequest, useLayerExtension } from './layer.js'
+import { LayerAssembler, useLayerExtension } from './layer.js'
 import { Picker } from './picker.js'
+import { Peer } from './download-peer.js'
 import { pieceLength, readFully, type PieceSource } from './source.js'
 import { shareLayer, verifyPieceOffThread } from './verify-pool.js'
 
@@ -81,35 +82,6 @@ export interface DownloadStats {
   perPeer: Map<string, number>
   /** pieces that failed verification */
   verifyFailures: number
-}
-
-type RequestCallback = (err: Error | null, buf?: Uint8Array | null) => void
-
-class Peer {
-  readonly bits: Uint8Array
-  readonly inflight = new Set<number>()
-  readonly badPieces = new Set<number>()
-  /** Pieces this peer refused once, and until when we ask others for them first (see REFUSED_WAIT_MS). */
-  readonly refusedUntil = new Map<number, number>()
-  bad = 0
-  layer: LayerAssembler | null = null
-  closed = false
-  close: (err?: Error) => void = () => {}
-
-  constructor (readonly label: string, readonly wire: Wire, numPieces: number) {
-    this.bits = new Uint8Array(Math.ceil(numPieces / 8))
-  }
-
-  has (i: number): boolean { return (this.bits[i >> 3] & (0x80 >> (i & 7))) !== 0 }
-  set (i: number): void { this.bits[i >> 3] |= 0x80 >> (i & 7) }
-  clear (i: number): void { this.bits[i >> 3] &= ~(0x80 >> (i & 7)) }
-
-  // ---- outbound, one method per message kind
-  sendHandshake (infoHash: Buffer, peerId: Buffer): void { this.wire.handshake(infoHash, peerId, { fast: true }) }
-  sendInterested (): void { this.wire.interested() }
-  sendRequest (index: number, length: number, cb: RequestCallback): void { this.wire.request(index, 0, length, cb) }
-  sendCancel (index: number, length: number): void { this.wire.cancel(index, 0, length) }
-  sendLayerRequest (): void { sendLayerRequest(this.wire) }
 }
 
 function toBuffer (u8: Uint8Array): Buffer {
