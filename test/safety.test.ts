@@ -38,21 +38,6 @@ function remoteEntry (path: string, data: Buffer, over: Partial<Entry> = {}): En
   return { path, type: 'file', deleted: false, size: data.length, mtime: Date.now(), root: fileRoot(data), version: { [REMOTE]: 1 }, by: REMOTE, ...over }
 }
 
-test('a big file deleted and later restored with the same content arrives intact, not as zeros', async () => {
-  const c = new Cluster()
-  try {
-    const a = await c.add('a')
-    const b = await c.add('b')
-    const data = randomBytes(2 * 1024 * 1024 + 123)
-    writeFileSync(join(a.dir, 'one.dat'), data)
-    await waitFor('b has one.dat', () => fileIs(join(b.dir, 'one.dat'), data), 30_000)
-    rmSync(join(a.dir, 'one.dat'))
-    await waitFor('b deleted one.dat', () => !existsSync(join(b.dir, 'one.dat')))
-    writeFileSync(join(a.dir, 'two.dat'), data)
-    await waitFor('b has two.dat with the right bytes', () => fileIs(join(b.dir, 'two.dat'), data), 30_000)
-  } finally { await c.stop() }
-})
-
 test('an unmounted (replaced by an empty) share folder is paused, deletes nothing on peers, and resumes when it is back', async () => {
   const c = new Cluster()
   try {
