@@ -18,6 +18,11 @@ export type SwarmErrorCode =
   | 'ERR_LOCKED'             // another process is using this state dir
   | 'ERR_CLOSED'             // the object was closed
   | 'ERR_TIMEOUT'            // an operation took too long
+  | 'ERR_NO_DAEMON'          // no node is running for this state dir (control socket absent)
+  | 'ERR_UNKNOWN_NAME'       // no such name (or root) in the catalog
+  | 'ERR_NO_HOLDER'          // no online node holds (all of) the content
+  | 'ERR_EXISTS'             // the destination exists (pass --force / force: true)
+  | 'ERR_ABORTED'            // the caller aborted (AbortSignal, Ctrl-C); an interrupted get resumes
 
 export class SwarmError extends Error {
   readonly code: SwarmErrorCode

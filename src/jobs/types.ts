@@ -1,0 +1,75 @@
+// The distribution jobs as the library and the control socket see them: plain data in, plain
+// data out. jobs.ts implements JobsApi; control/ carries it over a Unix socket; cli/ prints it.
+
+/** A name in the catalog: a file published once, read many times, addressed by its root. */
+export interface CatalogItem {
+  name: string
+  root: string          // hex BEP 52 root
+  size: number
+  mtime: number         // ms since the epoch, when it was published
+  by: string            // short id of the node that published it
+}
+
+/** Progress of one node on one file (a piece count; a node that failed says why). */
+export interface NodeProgress {
+  peerId: string
+  have: number          // verified pieces
+  total: number         // pieces in the file
+  state: 'running' | 'done' | 'failed'
+  error?: string
+}
+
+export interface ProgressEvent {
+  name: string
+  /** Bytes verified so far / the file's size, for the local node (get) or summed over every node (bcast). */
+  bytes: number
+  size: number
+  /** bcast: every node's state. */
+  nodes?: NodeProgress[]
+}
+
+export interface JobOptions {
+  signal?: AbortSignal
+  onProgress?: (e: ProgressEvent) => void
+}
+
+export interface PutOptions { name?: string, /** a peer id, or 'random': that node fetches a copy too */ to?: string }
+export interface PutResult extends CatalogItem { placedOn?: string }
+
+export interface GetOptions extends JobOptions { force?: boolean }
+export interface GetResult extends CatalogItem { dest: string, bytesFetched: number, seconds: number }
+
+export interface BcastResult {
+  name: string
+  root: string
+  size: number
+  nodes: NodeProgress[]
+  seconds: number
+  /** size × nodes that fetched it / seconds */
+  bytesPerSecond: number
+  /** Bytes this node uploaded for the file during the broadcast, in copies of the file. */
+  sourceCopies: number
+}
+
+export interface DiffuseResult { name: string, holders: string[], added: string[] }
+
+export interface NodeInfo { peerId: string, address: string, connected: boolean, self?: boolean }
+
+export interface ChunkHolder { peerId: string, have: number, /** 'all', 'none', or a string of 0/1 per piece */ pieces: string }
+export interface ChunksResult extends CatalogItem { pieceSize: number, pieces: number, holders: ChunkHolder[] }
+
+export interface LocalChunk { root: string, size: number, have: number, pieces: number, names: string[] }
+
+/** Everything the jobs face offers; SwarmNode.jobs implements it, the control socket forwards it. */
+export interface JobsApi {
+  put (file: string, opts?: PutOptions): Promise<PutResult>
+  mput (dir: string, opts?: { prefix?: string, to?: string }): Promise<PutResult[]>
+  get (nameOrRoot: string, dest?: string, opts?: GetOptions): Promise<GetResult>
+  mget (prefix: string, destDir?: string, opts?: GetOptions): Promise<GetResult[]>
+  bcast (nameOrFile: string, opts?: JobOptions): Promise<BcastResult>
+  diffuse (names: string[], opts?: JobOptions): Promise<DiffuseResult[]>
+  ls (prefix?: string): CatalogItem[]
+  nodes (): NodeInfo[]
+  chunks (name: string): Promise<ChunksResult>
+  localChunks (): LocalChunk[]
+}
