@@ -35,3 +35,11 @@ export function localStatOf (st: { size: number, mtimeMs: number, ino: number })
 export function sameLocal (a: LocalStat | null, st: { size: number, mtimeMs: number, ino: number }): boolean {
   return a !== null && a.size === st.size && a.mtimeMs === st.mtimeMs && a.ino === st.ino
 }
+
+/** Which of two concurrent versions wins: a live entry beats a deletion, then newer mtime, then node id, then root. */
+export function pickWinner (a: Entry, b: Entry): Entry {
+  if (a.deleted !== b.deleted) return a.deleted ? b : a
+  if (a.mtime !== b.mtime) return a.mtime > b.mtime ? a : b
+  if (a.by !== b.by) return a.by > b.by ? a : b
+  return a.root.compare(b.root) >= 0 ? a : b
+}

@@ -14,6 +14,7 @@ import { type Entry, sameLocal } from '../model/entry.js'
 import { STREAM_PIECES, type PeerSession } from './session.js'
 import { Download } from '../swarm/download.js'
 import { FileSource, type PieceSource } from '../swarm/source.js'
+import type { BlobStore } from '../store/blob-store.js'
 import { hashFile } from '../merkle/hash-file.js'
 import { SwarmError, isSwarmError } from '../errors.js'
 
@@ -32,11 +33,13 @@ const WANT_WAIT_MS = 3000
  */
 export const MAX_CONCURRENT_FETCHES = 8
 
+/** share: '' for a blob of the jobs' store (path is then its name). */
 export interface FetchedEvent { share: string, path: string, root: string, pieces: number, bytes: number, perPeer: Record<string, number> }
 
 export interface ContentHost {
   readonly db: IndexDb
   readonly shares: Map<string, Share>
+  readonly blobs: BlobStore
   readonly wirePeerId: Buffer
   readonly stopped: boolean
   sessions (): Iterable<PeerSession>
@@ -44,22 +47,37 @@ export interface ContentHost {
   log (level: 'info' | 'warn' | 'error', msg: string): void
 }
 
+/** What one download is for: which peers may hold it (and may be served from it), and where it ends up. */
+interface Scope {
+  /** The share the content is for; '' for the jobs' blob store. */
+  share: string
+  /** May this peer hold the content, and be served from our download of it? */
+  holds: (s: PeerSession) => boolean
+  partPath: string
+  /** Takes the verified part file over (renames it away); returns the final path. */
+  finish: (partPath: string) => string
+}
+
+interface Slot { dl: Download | null, done: Promise<string>, scope: Scope, holders: Set<PeerSession>, waiters: number }
+
 export class ContentExchange {
-  /** Fetches asked for, by share, size and root; `dl` is null while the fetch waits for a slot. */
-  private readonly downloads = new Map<string, { dl: Download | null, done: Promise<string>, share: Share, holders: Set<PeerSession> }>()
+  /** Fetches asked for, by scope, size and root; `dl` is null while the fetch waits for a slot. */
+  private readonly downloads = new Map<string, Slot>()
   /** Open files being served, by root: one file handle per file however many peers read it. */
   private readonly sources = new Map<string, FileSource>()
   /** Emits 'started' whenever a download gets its slot (piece streams waiting for it look again). */
   private readonly started = new EventEmitter().setMaxListeners(0)
   private activeFetches = 0
   private readonly fetchQueue: Array<() => void> = []
+  /** Bytes of piece data uploaded, by hex root (the jobs report a broadcast source's upload). */
+  private readonly uploaded = new Map<string, number>()
 
   constructor (private readonly host: ContentHost) {}
 
-  /** A peer's SHARES arrived: downloads in flight gain it as a holder if it replicates their share. */
+  /** A peer's SHARES arrived: downloads in flight gain it as a holder if it may hold their content. */
   onShares (session: PeerSession): void {
-    for (const { dl, share, holders } of this.downloads.values()) {
-      if (dl !== null && session.remoteShares.has(share.id) && !holders.has(session)) { holders.add(session); void this.addHolder(dl, session) }
+    for (const { dl, scope, holders } of this.downloads.values()) {
+      if (dl !== null && scope.holds(session) && !holders.has(session)) { holders.add(session); void this.addHolder(dl, session) }
     }
   }
 
@@ -72,11 +90,63 @@ export class ContentExchange {
   /** Fetches the content of `entry` into the share's tmp dir from every connected holder; resolves with its path. */
   fetch (share: Share, entry: Entry, _from: string): Promise<string> {
     const key = share.id + ':' + entry.size + ':' + entry.root.toString('hex')
+    return this.run(key, entry, {
+      share: share.id,
+      holds: s => s.remoteShares.has(share.id),
+      partPath: join(share.disk.tmpDir, `${entry.root.toString('hex')}-${entry.size}.part`),
+      // Handed over under a name of its own: a later fetch of the same content starts a new part
+      // file and can never truncate this one while it waits to be installed.
+      finish: part => { const done = share.disk.tempPath(); fs.renameSync(part, done); return done }
+    }).done
+  }
+
+  /**
+   * Fetches a blob of the jobs' store from every connected node (any node may hold blobs) and
+   * files it in the store. Callers that no longer want it call the returned `release`; the
+   * download stops (its verified pieces kept for a later fetch) when nobody wants it any more.
+   */
+  fetchBlob (root: Buffer, size: number, name: string): { done: Promise<void>, release: () => void } {
+    const blobs = this.host.blobs
+    const slot = this.run('blob:' + size + ':' + root.toString('hex'), { path: name, root, size }, {
+      share: '',
+      holds: () => true,
+      partPath: blobs.partPath(root, size),
+      finish: part => { const tmp = blobs.tempPath(); fs.renameSync(part, tmp); return blobs.adopt(tmp, root, size).path }
+    })
+    let released = false
+    return {
+      done: slot.done.then(() => {}),
+      release: () => {
+        if (released) return
+        released = true
+        if (--slot.waiters === 0) slot.dl?.abort()
+      }
+    }
+  }
+
+  /** Verified pieces of a blob download in progress (for progress reports and holdings), or undefined. */
+  blobBits (root: Buffer, size: number): { have: number, bitfield: Buffer, peers: number } | undefined {
+    const slot = this.downloads.get('blob:' + size + ':' + root.toString('hex'))
+    const dl = slot?.dl
+    if (dl == null) return undefined
+    let have = 0
+    for (let i = 0; i < dl.numPieces; i++) if (dl.has(i)) have++
+    return { have, bitfield: Buffer.from(dl.haveBitfield()), peers: slot!.holders.size }
+  }
+
+  /** Piece bytes uploaded for this root since the node started. */
+  uploadedBytes (root: Buffer): number { return this.uploaded.get(root.toString('hex')) ?? 0 }
+  countUpload (root: Buffer, bytes: number): void {
+    const k = root.toString('hex')
+    this.uploaded.set(k, (this.uploaded.get(k) ?? 0) + bytes)
+  }
+
+  private run (key: string, entry: { path: string, root: Buffer, size: number }, scope: Scope): Slot {
     const running = this.downloads.get(key)
-    if (running !== undefined) return running.done
-    const partPath = join(share.disk.tmpDir, `${entry.root.toString('hex')}-${entry.size}.part`)
+    if (running !== undefined) { running.waiters++; return running }
+    const partPath = scope.partPath
     const holders = new Set<PeerSession>()
-    const slot = { dl: null as Download | null, done: Promise.resolve(''), share, holders }
+    const slot: Slot = { dl: null, done: Promise.resolve(''), scope, holders, waiters: 1 }
     slot.done = (async () => {
       // The Download (bitfield, picker state sized by the claimed size) exists only once a slot is free.
       await this.fetchSlot()
@@ -85,26 +155,23 @@ export class ContentExchange {
       let forget = false   // drop the record of verified pieces (done, or found wrong)
       try {
         if (this.host.stopped) throw new SwarmError('ERR_CLOSED', 'node stopping')
+        if (slot.waiters === 0) throw new SwarmError('ERR_ABORTED', `fetch of ${entry.path} no longer wanted`)
         const d = dl = slot.dl = this.newDownload(entry, partPath)
         this.started.emit('started')
         const resumed = d.complete() || d.haveBitfield().some(b => b !== 0)
         const saveBitfield = () => { saveTimer = null; if (!this.host.stopped && !forget) this.host.db.putPartial(entry.root, d.haveBitfield()) }
         d.on('verified', () => { if (saveTimer === null) saveTimer = setTimeout(saveBitfield, PARTIAL_SAVE_MS) })
         d.on('peer-error', (label: string, err: Error) => this.host.log('warn', `fetching ${entry.path} from ${label}: ${err.message}`))
-        for (const s of this.host.sessions()) if (s.ready && s.remoteShares.has(share.id)) { holders.add(s); void this.addHolder(d, s) }
+        for (const s of this.host.sessions()) if (s.ready && scope.holds(s)) { holders.add(s); void this.addHolder(d, s) }
         await d.start()
-        this.host.onFetched({ share: share.id, path: entry.path, root: entry.root.toString('hex'), pieces: d.stats.piecesFetched, bytes: d.stats.bytesFetched, perPeer: Object.fromEntries(d.stats.perPeer) })
+        this.host.onFetched({ share: scope.share, path: entry.path, root: entry.root.toString('hex'), pieces: d.stats.piecesFetched, bytes: d.stats.bytesFetched, perPeer: Object.fromEntries(d.stats.perPeer) })
         const layer = await d.pieceLayer()
         // Pieces kept from an earlier run were verified then, but the disk may not have kept them
         // (a power cut after the bitfield was saved): a resumed file is checked whole before use.
         if (resumed) await checkWholeFile(partPath, entry)
         if (layer !== null) this.host.db.putLayer(entry.root, layer)
         forget = true
-        // Handed over under a name of its own: a later fetch of the same content starts a new part
-        // file and can never truncate this one while it waits to be installed.
-        const done = share.disk.tempPath()
-        fs.renameSync(partPath, done)
-        return done
+        return scope.finish(partPath)
       } catch (err) {
         if (isSwarmError(err, 'ERR_VERIFY_FAILED')) { fs.rmSync(partPath, { force: true }); forget = true }   // start over
         throw err
@@ -119,11 +186,11 @@ export class ContentExchange {
       }
     })()
     this.downloads.set(key, slot)
-    return slot.done
+    return slot
   }
 
   /** A Download for `entry`, resuming from a part file only if it is there, whole-sized, with a matching record. */
-  private newDownload (entry: Entry, partPath: string): Download {
+  private newDownload (entry: { path: string, root: Buffer, size: number }, partPath: string): Download {
     const opts = { root: entry.root, size: entry.size, partPath, peerId: this.host.wirePeerId }
     const have = this.host.db.getPartial(entry.root)
     const layer = this.host.db.getLayer(entry.root)
@@ -174,7 +241,7 @@ export class ContentExchange {
         session.once('shares', () => { clearTimeout(t); resolve() })
       })
     }
-    const found = this.downloadFor(infoHash, session) ?? this.localSource(infoHash, session)
+    const found = this.downloadFor(infoHash, session) ?? this.localSource(infoHash, session) ?? this.blobSource(infoHash)
     if (found !== undefined) return found
     // Another downloader of the same new file often asks before our own download of it has
     // started (the entry reaches every node at about the same time): wait for it briefly, so the
@@ -190,10 +257,33 @@ export class ContentExchange {
   }
 
   private downloadFor (infoHash: Buffer, session: PeerSession): Download | undefined {
-    for (const { dl, share } of this.downloads.values()) {
-      if (dl !== null && session.remoteShares.has(share.id) && dl.root.subarray(0, 20).equals(infoHash)) return dl
+    for (const { dl, scope } of this.downloads.values()) {
+      if (dl !== null && scope.holds(session) && dl.root.subarray(0, 20).equals(infoHash)) return dl
     }
     return undefined
+  }
+
+  /** A complete blob of the jobs' store: any authenticated node may read blobs. */
+  private blobSource (infoHash: Buffer): PieceSource | undefined {
+    const blob = this.host.blobs.byInfoHash(infoHash)
+    if (blob === undefined) return undefined
+    const key = 'blob:' + blob.root.toString('hex')
+    const cached = this.sources.get(key)
+    if (cached !== undefined) return cached
+    const st = fs.statSync(blob.path, { throwIfNoEntry: false })
+    if (st === undefined) return undefined
+    const source = new FileSource({ path: blob.path, root: blob.root, size: blob.size, layer: this.host.db.getLayer(blob.root), mtimeMs: st.mtimeMs, verify: false })
+    this.keepSource(key, source)
+    return source
+  }
+
+  private keepSource (key: string, source: FileSource): void {
+    this.sources.set(key, source)
+    if (this.sources.size > MAX_OPEN_SOURCES) {
+      const [oldKey, old] = this.sources.entries().next().value as [string, FileSource]
+      this.sources.delete(oldKey)
+      void old.close()
+    }
   }
 
   /** A complete, indexed local file with this info hash, in a share the peer replicates too. */
@@ -210,12 +300,7 @@ export class ContentExchange {
       if (cached !== undefined && cached.path === abs && cached.mtimeMs === row.local.mtimeMs) return cached
       if (cached !== undefined) { this.sources.delete(key); void cached.close() }
       const source = new FileSource({ path: abs, root: row.root, size: row.size, layer: this.host.db.getLayer(row.root), mtimeMs: row.local.mtimeMs, verify: false })
-      this.sources.set(key, source)
-      if (this.sources.size > MAX_OPEN_SOURCES) {
-        const [oldKey, old] = this.sources.entries().next().value as [string, FileSource]
-        this.sources.delete(oldKey)
-        void old.close()
-      }
+      this.keepSource(key, source)
       return source
     }
     return undefined
@@ -223,7 +308,7 @@ export class ContentExchange {
 }
 
 /** The finished part file hashes to the entry's root and has its size, or ERR_VERIFY_FAILED. */
-async function checkWholeFile (partPath: string, entry: Entry): Promise<void> {
+async function checkWholeFile (partPath: string, entry: { path: string, root: Buffer, size: number }): Promise<void> {
   const h = await hashFile(partPath)
   if (h.size !== entry.size || !h.root.equals(entry.root)) {
     throw new SwarmError('ERR_VERIFY_FAILED', `resumed download of ${entry.path} does not match its root; fetching it again`)

@@ -26,6 +26,14 @@ import { parseHostPort } from './address.js'
 import { deriveAuthKey } from './auth.js'
 import { Admission, type AdmissionLimits } from './admission.js'
 import { printable } from '../model/printable.js'
+import { BlobStore } from '../store/blob-store.js'
+import { Catalog, CATALOG_ID } from '../jobs/catalog.js'
+import { Jobs } from '../jobs/jobs.js'
+import type { JobMessage } from '../wire/control.js'
+import type { NodeInfo } from '../jobs/types.js'
+
+/** What replicates entries with peers: a share, or the jobs' catalog (it has no folder). */
+type Replica = Share | Catalog
 
 /** Redial backoff for --peer addresses: first retry, growth, ceiling. */
 export const REDIAL_MIN_MS = 250
@@ -35,6 +43,8 @@ export const REDIAL_MAX_MS = 5000
  * set beyond (a file still reaches everyone through the swarm). --peer addresses are always dialed.
  */
 export const MAX_PEERS = 50
+/** Nodes remembered from peer exchange for `swarm nodes` (connected or not). */
+const MAX_KNOWN_NODES = 10_000
 /** Acks arrive with every batch; tombstones are collected at most this often per share. */
 const TOMBSTONE_GC_DELAY_MS = 1000
 /** One log line is cut to this many characters (control characters are escaped as well). */
@@ -70,6 +80,8 @@ export interface NodeEvents {
   'file-deleted': [{ share: string, path: string, from: string }]
   conflict: [{ share: string, path: string, copy: string }]
   'in-sync': [{ share: string, root: string }]
+  /** Every connected node has the same catalog (the jobs' names) as this one. */
+  'catalog-in-sync': [{ root: string }]
   /** A share stopped reading, writing and sending: its folder is not the one its index describes (see README). */
   'share-paused': [{ share: string, reason: string }]
   'share-resumed': [{ share: string }]
@@ -99,6 +111,13 @@ export class SwarmNode extends EventEmitter<NodeEvents> implements SessionHost {
   /** Peers learned by exchange that are being dialed. */
   private readonly learning = new Set<string>()
   private readonly content: ContentExchange
+  /** The jobs' content (complete files by root) and the replicated names for it. */
+  blobs!: BlobStore
+  catalog!: Catalog
+  /** The distribution jobs (put / get / bcast / ...): the library face of jobs/jobs.ts. */
+  jobs!: Jobs
+  /** Where peers learned by exchange listen, by PeerId (for `swarm nodes`). */
+  private readonly learned = new Map<string, string>()
 
   constructor (private readonly opts: NodeOptions) {
     super()
@@ -111,6 +130,7 @@ export class SwarmNode extends EventEmitter<NodeEvents> implements SessionHost {
       get wirePeerId () { return node.wirePeerId },
       get stopped () { return node.stopped },
       shares: this.shares,
+      get blobs () { return node.blobs },
       sessions: () => this.sessions.values(),
       onFetched: (e) => this.emit('fetched', e),
       log: (level, msg) => this.log(level, msg)
@@ -143,8 +163,12 @@ export class SwarmNode extends EventEmitter<NodeEvents> implements SessionHost {
     try {
       this.identity = this.opts.identity ?? await loadOrCreateIdentity(this.stateDir)
       this.db = new IndexDb(this.stateDir)
-    } catch (err) { this.lock.release(); throw err }
-    this.wirePeerId = createHash('sha256').update(this.identity.peerId).digest().subarray(0, 20)
+      this.blobs = new BlobStore(this.stateDir, this.db)
+    } catch (err) { this.db?.close(); this.lock.release(); throw err }
+    this.wirePeerIdInit()
+    this.catalog = new Catalog(this.db, this.shortId)
+    this.catalog.on('changed', () => this.onShareChanged(this.catalog))
+    this.jobs = this.newJobs()
     this.transport = this.opts.transport ?? createQuicTransport(this.identity)
     const { host, port } = parseHostPort(this.opts.listen ?? '0.0.0.0:0')
     try {
@@ -160,9 +184,43 @@ export class SwarmNode extends EventEmitter<NodeEvents> implements SessionHost {
     for (const p of this.opts.peers ?? []) this.dialForever(p)
   }
 
+  private wirePeerIdInit (): void {
+    this.wirePeerId = createHash('sha256').update(this.identity.peerId).digest().subarray(0, 20)
+  }
+
+  private newJobs (): Jobs {
+    const content = this.content
+    return new Jobs({
+      peerId: this.peerId,
+      db: this.db,
+      catalog: this.catalog,
+      blobs: this.blobs,
+      peers: () => [...this.sessions.values()].filter(s => s.ready),
+      nodes: () => this.nodeList(),
+      fetchBlob: (root, size, name) => content.fetchBlob(root, size, name),
+      blobBits: (root, size) => content.blobBits(root, size),
+      uploadedBytes: root => content.uploadedBytes(root),
+      putLayer: (root, layer) => this.db.putLayer(root, layer),
+      log: (level, msg) => this.log(level, msg)
+    })
+  }
+
+  /** This node, every connected peer, and the peers it knows of but is not connected to. */
+  private nodeList (): NodeInfo[] {
+    const out: NodeInfo[] = [{ peerId: this.peerId, address: this.address, connected: true, self: true }]
+    for (const s of this.sessions.values()) {
+      if (!s.ready) continue
+      const addr = s.listenAddress === null ? s.conn.remoteAddress : `${s.listenAddress.ip}:${s.listenAddress.port}`
+      out.push({ peerId: s.peerId, address: addr, connected: true })
+    }
+    for (const [peerId, address] of this.learned) if (!out.some(n => n.peerId === peerId)) out.push({ peerId, address, connected: false })
+    return out
+  }
+
   async stop (): Promise<void> {
     if (this.stopped) return
     this.stopped = true
+    this.jobs?.stop()
     for (const d of this.dialers) d.stop()
     for (const t of this.gcTimers.values()) clearTimeout(t)
     for (const s of this.shares.values()) s.stop()
@@ -209,16 +267,19 @@ export class SwarmNode extends EventEmitter<NodeEvents> implements SessionHost {
 
   /** The shares offered to peers: a paused share is not offered (nothing is read from or written to it). */
   localShares (): ShareInfo[] {
-    return [...this.shares.values()].filter(s => !s.paused).map(s => ({ id: s.id, indexId: s.indexId, root: s.root() }))
+    const shares = [...this.shares.values()].filter(s => !s.paused).map(s => ({ id: s.id, indexId: s.indexId, root: s.root() }))
+    return [...shares, { id: CATALOG_ID, indexId: this.catalog.indexId, root: this.catalog.root() }]
   }
 
-  private onShareChanged (share: Share): void {
+  private replica (id: string): Replica | undefined { return id === CATALOG_ID ? this.catalog : this.shares.get(id) }
+
+  private onShareChanged (share: Replica): void {
     for (const s of this.sessions.values()) if (s.remoteShares.has(share.id)) s.pump(share.id)
     if (this.rootTimers.has(share.id)) return
     this.rootTimers.add(share.id)
     setImmediate(() => {
       this.rootTimers.delete(share.id)
-      if (!this.shares.has(share.id) || share.paused) return
+      if (this.replica(share.id) !== share || share.paused) return
       const root = share.root()
       const settled = share.pendingCount() === 0
       for (const s of this.sessions.values()) if (s.remoteShares.has(share.id)) s.sendRoot(share.id, root, settled)
@@ -226,7 +287,7 @@ export class SwarmNode extends EventEmitter<NodeEvents> implements SessionHost {
     })
   }
 
-  private checkInSync (share: Share): void {
+  private checkInSync (share: Replica): void {
     const peers = [...this.sessions.values()].filter(s => s.ready && s.remoteShares.has(share.id))
     if (peers.length === 0 || share.pendingCount() > 0 || share.paused) return
     const root = share.root()
@@ -237,19 +298,20 @@ export class SwarmNode extends EventEmitter<NodeEvents> implements SessionHost {
     const hex = root.toString('hex')
     if (this.lastInSync.get(share.id) === hex) return
     this.lastInSync.set(share.id, hex)
-    this.emit('in-sync', { share: share.id, root: hex })
+    if (share === this.catalog) this.emit('catalog-in-sync', { root: hex })
+    else this.emit('in-sync', { share: share.id, root: hex })
   }
 
   // ---- sessions -----------------------------------------------------------------------------
 
   entriesAfter (shareId: string, indexId: string, fromSeq: number, to: string): { entries: WireEntry[], upTo: number } | null {
-    const share = this.shares.get(shareId)
+    const share = this.replica(shareId)
     if (share === undefined || share.paused) return null
     return share.entriesAfter(indexId === share.indexId ? fromSeq : 0, to)
   }
 
   async onEntries (session: PeerSession, shareId: string, upTo: number, entries: WireEntry[]): Promise<void> {
-    const share = this.shares.get(shareId)
+    const share = this.replica(shareId)
     const info = session.remoteShares.get(shareId)
     // A paused share takes nothing, and the cursor stays: it asks again from there when it resumes.
     if (share === undefined || info === undefined || share.paused) return
@@ -267,7 +329,7 @@ export class SwarmNode extends EventEmitter<NodeEvents> implements SessionHost {
   onShares (session: PeerSession): void {
     this.content.onShares(session)
     for (const [id, info] of session.remoteShares) {
-      const share = this.shares.get(id)
+      const share = this.replica(id)
       if (share === undefined || share.paused) continue
       const cur = this.db.getCursor(session.peerId, id)
       session.subscribe(id, info.indexId, cur !== undefined && cur.indexId === info.indexId ? cur.seq : 0)
@@ -277,7 +339,7 @@ export class SwarmNode extends EventEmitter<NodeEvents> implements SessionHost {
 
   /** A peer applied our entries up to `seq`: tombstones every known peer has applied can go. */
   onAck (session: PeerSession, shareId: string, indexId: string, seq: number): void {
-    const share = this.shares.get(shareId)
+    const share = this.replica(shareId)
     if (share === undefined || indexId !== share.indexId || seq > this.db.currentSeq(shareId)) return
     this.db.setAck(session.peerId, shareId, seq)
     if (this.gcTimers.has(shareId)) return
@@ -298,6 +360,7 @@ export class SwarmNode extends EventEmitter<NodeEvents> implements SessionHost {
 
   /** Peers learned from a peer: dial those we are not connected to, up to MAX_PEERS, in random order. */
   onPeers (_session: PeerSession, peers: PeerAddress[]): void {
+    for (const p of peers) if (p.peerId !== this.peerId && this.learned.size < MAX_KNOWN_NODES) this.learned.set(p.peerId, `${p.ip}:${p.port}`)
     if (this.opts.peerExchange === false) return
     const fresh = peers.filter(p => p.peerId !== this.peerId && !this.sessions.has(p.peerId) && !this.learning.has(p.peerId))
     for (let i = fresh.length - 1; i > 0; i--) { const j = Math.floor(Math.random() * (i + 1)); [fresh[i], fresh[j]] = [fresh[j]!, fresh[i]!] }
@@ -323,7 +386,7 @@ export class SwarmNode extends EventEmitter<NodeEvents> implements SessionHost {
   }
 
   onRoot (_session: PeerSession, shareId: string): void {
-    const share = this.shares.get(shareId)
+    const share = this.replica(shareId)
     if (share !== undefined) this.checkInSync(share)
   }
 
@@ -346,7 +409,11 @@ export class SwarmNode extends EventEmitter<NodeEvents> implements SessionHost {
       } else if (tag[0] === STREAM_PIECES) {
         const session = this.sessions.get(conn.remotePeerId)
         if (session === undefined || !session.ready || session.conn !== conn) { stream.destroy(); return }
-        serveWire(stream, { peerId: this.wirePeerId, lookup: (infoHash) => this.content.lookupSource(infoHash, session) })
+        serveWire(stream, {
+          peerId: this.wirePeerId,
+          lookup: (infoHash) => this.content.lookupSource(infoHash, session),
+          onUpload: (root, bytes) => this.content.countUpload(root, bytes)
+        })
       } else {
         stream.destroy()
       }
@@ -436,13 +503,15 @@ export class SwarmNode extends EventEmitter<NodeEvents> implements SessionHost {
     })()
   }
 
+  onJobMessage (session: PeerSession, msg: JobMessage): void { this.jobs.remote.onMessage(session, msg) }
+
   // ---- content ------------------------------------------------------------------------------
 
   fetch (share: Share, entry: Entry, from: string): Promise<string> { return this.content.fetch(share, entry, from) }
 }
 
 function checkShareId (id: string): string {
-  const problem = shareIdProblem(id)
+  const problem = id === CATALOG_ID ? 'reserved for the jobs catalog' : shareIdProblem(id)
   if (problem !== null) throw new SwarmError('ERR_BAD_ARGUMENT', `share id ${JSON.stringify(id)}: ${problem}; give another with <dir>=<id>`)
   return id
 }

@@ -16,7 +16,7 @@
 import { EventEmitter } from 'node:events'
 import type { Duplex } from 'node:stream'
 import type { Connection } from '../transport/types.js'
-import { FrameSplitter, decode, encode, isHandshakeType, MAX_CONTROL_FRAME, MAX_HANDSHAKE_FRAME, PROTOCOL_VERSION, type ControlMessage, type PeerAddress, type ShareInfo, type WireEntry } from '../wire/control.js'
+import { FrameSplitter, decode, encode, isHandshakeType, MAX_CONTROL_FRAME, MAX_HANDSHAKE_FRAME, PROTOCOL_VERSION, type ControlMessage, type JobMessage, type PeerAddress, type FetchState, type BlobRef, type Holding, type ShareInfo, type WireEntry } from '../wire/control.js'
 import { authProof, newNonce, verifyProof, type AuthRole } from './auth.js'
 import { printable } from '../model/printable.js'
 import { hostOf } from './address.js'
@@ -51,6 +51,8 @@ export interface SessionHost {
   /** The peer said where it accepts connections (listenAddress is set). */
   onListen (session: PeerSession): void
   onPeers (session: PeerSession, peers: PeerAddress[]): void
+  /** Job messages (FETCH, PROGRESS, HOLDS?, HOLDS): handled by the jobs face (jobs/remote.ts). */
+  onJobMessage (session: PeerSession, msg: JobMessage): void
   log (level: 'info' | 'warn' | 'error', msg: string): void
 }
 
@@ -116,6 +118,10 @@ export class PeerSession extends EventEmitter<{ ready: [], shares: [], closed: [
   sendAck (share: string, indexId: string, seq: number): void { if (this.ready) this.sendRaw(encode.ack(share, indexId, seq)) }
   sendListen (port: number): void { if (this.ready && port > 0) this.sendRaw(encode.listen(port)) }
   sendPeers (peers: PeerAddress[]): void { if (this.ready && peers.length > 0) this.sendRaw(encode.peers(peers)) }
+  sendFetch (req: number, root: Buffer, size: number, name: string): void { if (this.ready) this.sendRaw(encode.fetch(req, root, size, name)) }
+  sendProgress (req: number, have: number, total: number, state: FetchState, message = ''): void { if (this.ready) this.sendRaw(encode.progress(req, have, total, state, message)) }
+  sendHoldsQuery (req: number, blobs: BlobRef[]): void { if (this.ready) this.sendRaw(encode.holdsQuery(req, blobs)) }
+  sendHolds (req: number, storeBytes: number, holdings: Holding[]): void { if (this.ready) this.sendRaw(encode.holds(req, storeBytes, holdings)) }
 
   /** Sends our entries the peer has not seen yet for a share it subscribed to. */
   pump (share: string): void {
@@ -228,6 +234,7 @@ export class PeerSession extends EventEmitter<{ ready: [], shares: [], closed: [
         this.listenAddress = { peerId: this.peerId, ip: hostOf(this.conn.remoteAddress), port: msg.port }
         return this.host.onListen(this)
       case 'peers': return this.host.onPeers(this, msg.peers)
+      case 'fetch': case 'progress': case 'holds-query': case 'holds': return this.host.onJobMessage(this, msg)
     }
   }
 

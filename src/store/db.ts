@@ -15,6 +15,7 @@
 //              tombstones every known peer has applied are garbage-collected.
 //   layers   — BEP 52 piece layers of files larger than one piece, by root.
 //   partials — bitfields of verified pieces of interrupted downloads, by root.
+//   blobs    — the complete files of the jobs' blob store (blob-store.ts), by (root, size).
 import Database from 'better-sqlite3'
 import type { Entry, LocalStat, StoredEntry } from '../model/entry.js'
 import { decodeVersion, encodeVersion, maxCounter } from '../model/version.js'
@@ -40,6 +41,7 @@ CREATE TABLE IF NOT EXISTS acks (peer TEXT NOT NULL, share TEXT NOT NULL, seq IN
 CREATE TABLE IF NOT EXISTS clocks (share TEXT PRIMARY KEY, clock INTEGER NOT NULL) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS layers (root BLOB PRIMARY KEY, layer BLOB NOT NULL) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS partials (root BLOB PRIMARY KEY, have BLOB NOT NULL) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS blobs (root BLOB NOT NULL, size INTEGER NOT NULL, added INTEGER NOT NULL, PRIMARY KEY (root, size)) WITHOUT ROWID;
 `
 
 const TYPE_CODE = { file: 0, dir: 1 } as const
@@ -140,7 +142,12 @@ export class IndexDb {
       putLayer: d.prepare('INSERT OR IGNORE INTO layers (root, layer) VALUES (?, ?)'),
       getPartial: d.prepare('SELECT have FROM partials WHERE root = ?'),
       putPartial: d.prepare('INSERT OR REPLACE INTO partials (root, have) VALUES (?, ?)'),
-      deletePartial: d.prepare('DELETE FROM partials WHERE root = ?')
+      deletePartial: d.prepare('DELETE FROM partials WHERE root = ?'),
+      putBlob: d.prepare('INSERT OR IGNORE INTO blobs (root, size, added) VALUES (?, ?, ?)'),
+      deleteBlob: d.prepare('DELETE FROM blobs WHERE root = ? AND size = ?'),
+      allBlobs: d.prepare('SELECT root, size FROM blobs'),
+      entriesByRoot: d.prepare('SELECT * FROM entries WHERE share = ? AND root = ? AND size = ? AND deleted = 0'),
+      liveFrom: d.prepare('SELECT * FROM entries WHERE share = ? AND path >= ? ORDER BY path')
     }
   }
 
@@ -295,6 +302,25 @@ export class IndexDb {
 
   putPartial (root: Buffer, have: Uint8Array): void { this.st.putPartial.run(root, Buffer.from(have)) }
   deletePartial (root: Buffer): void { this.st.deletePartial.run(root) }
+
+  putBlob (root: Buffer, size: number): void { this.st.putBlob.run(root, size, Date.now()) }
+  deleteBlob (root: Buffer, size: number): void { this.st.deleteBlob.run(root, size) }
+  allBlobs (): Array<{ root: Buffer, size: number }> { return this.st.allBlobs.all() as Array<{ root: Buffer, size: number }> }
+
+  /** Live entries of a share (the catalog) with this content. */
+  entriesWithRoot (share: string, root: Buffer, size: number): StoredEntry[] {
+    return (this.st.entriesByRoot.all(share, root, size) as EntryRow[]).map(rowToStored)
+  }
+
+  /** Live entries of a share whose path starts with `prefix`, in path order. */
+  liveWithPrefix (share: string, prefix: string): StoredEntry[] {
+    const out: StoredEntry[] = []
+    for (const r of this.st.liveFrom.iterate(share, prefix) as IterableIterator<EntryRow>) {
+      if (!r.path.startsWith(prefix)) break   // paths sort bytewise: every match comes before the first miss
+      if (r.deleted === 0) out.push(rowToStored(r))
+    }
+    return out
+  }
 
   close (): void { this.db.close() }
 }

@@ -33,6 +33,8 @@ export interface ServeOptions {
   peerId: Buffer
   /** content by infoHash (first 20 bytes of its root) */
   lookup: (infoHash: Buffer) => PieceSource | undefined | Promise<PieceSource | undefined>
+  /** called with each piece block handed to the wire (upload accounting) */
+  onUpload?: (root: Buffer, bytes: number) => void
   /** called once when the wire is gone, with the reason if it was an error */
   onClose?: (err?: Error) => void
   /** drop the peer once this many bytes wait unread for it (default: sendLimitFor the content's piece size) */
@@ -272,6 +274,7 @@ class ServeConn {
 
   private sendPiece (p: Pending, buf: Buffer): void {
     p.respond(null, buf) // the wire drops it if the peer cancelled meanwhile
+    if (this.source !== null) this.opts.onUpload?.(this.source.root, buf.length)
   }
 
   /** BEP 6 reject (the wire sends it when fast is negotiated; otherwise the request just goes unanswered) */

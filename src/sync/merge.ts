@@ -1,7 +1,7 @@
 // Pure merge decisions: given what this node holds for a path and what a peer sent, what now?
 // Deterministic, so every node that sees the same two versions makes the same choice.
 import type { Entry } from '../model/entry.js'
-import { sameContent } from '../model/entry.js'
+import { sameContent, pickWinner } from '../model/entry.js'
 import { compareVersions, mergeVersions } from '../model/version.js'
 import { conflictName } from '../model/paths.js'
 
@@ -11,13 +11,7 @@ export type Decision =
   | { kind: 'merge-meta', entry: Entry }                 // concurrent but same content: merged vector, no data moves
   | { kind: 'conflict', entry: Entry, loser: Entry, copy: Entry, localLost: boolean }
 
-/** Which of two concurrent versions wins: a live entry beats a deletion, then newer mtime, then node id, then root. */
-export function pickWinner (a: Entry, b: Entry): Entry {
-  if (a.deleted !== b.deleted) return a.deleted ? b : a
-  if (a.mtime !== b.mtime) return a.mtime > b.mtime ? a : b
-  if (a.by !== b.by) return a.by > b.by ? a : b
-  return a.root.compare(b.root) >= 0 ? a : b
-}
+export { pickWinner }
 
 export function decide (local: Entry | undefined, remote: Entry): Decision {
   if (local === undefined) return { kind: 'accept', entry: remote }

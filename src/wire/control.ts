@@ -14,6 +14,12 @@
 //   ACK       str share ‖ str indexId ‖ f64 seq            — "I applied your entries up to seq" (tombstone GC)
 //   LISTEN    u16 port                                     — the port this node accepts connections on
 //   PEERS     u16 n ‖ n × (str peerId ‖ str ip ‖ u16 port) — other nodes the sender is connected to (peer exchange)
+//   FETCH     u32 req ‖ 32 root ‖ f64 size ‖ str name      — "fetch this blob into your store" (put --to, bcast, diffuse)
+//   PROGRESS  u32 req ‖ u32 have ‖ u32 total ‖ u8 state ‖ str message
+//                                                          — how that fetch goes (state 0 running, 1 done, 2 failed)
+//   HOLDS?    u32 req ‖ u16 n ‖ n × (32 root ‖ f64 size)   — "which of these do you hold, and how much?"
+//   HOLDS     u32 req ‖ f64 storeBytes ‖ u16 n ‖ n × (u32 have ‖ bytes bitfield)
+//                                                          — verified pieces of each (bitfield only when partial)
 // An entry is
 //   str path ‖ u8 flags (1 dir, 2 deleted, 4 has data) ‖ f64 size ‖ f64 mtime ‖ 32 root ‖ str by ‖
 //   u16 n ‖ n × (str node ‖ f64 counter) ‖ [bytes data]
@@ -22,7 +28,8 @@ import { Reader, Writer } from './codec.js'
 import { SwarmError } from '../errors.js'
 import type { Entry } from '../model/entry.js'
 import { isIP } from 'node:net'
-import { MAX_VERSION_COMPONENTS, entryProblem, indexIdProblem, peerIdProblem, shareIdProblem } from '../model/rules.js'
+import { printable } from '../model/printable.js'
+import { MAX_FILE_SIZE, MAX_VERSION_COMPONENTS, entryProblem, indexIdProblem, peerIdProblem, shareIdProblem } from '../model/rules.js'
 
 /** 2: the dialer proves the secret first, proofs keyed with the scrypt-stretched secret (node/auth.ts). */
 export const PROTOCOL_VERSION = 2
@@ -39,7 +46,16 @@ const MAX_SHARES_PER_FRAME = 4096
  */
 export const MAX_HANDSHAKE_FRAME = 512
 
-export const MSG = { HELLO: 1, AUTH: 2, SHARES: 3, SUBSCRIBE: 4, ENTRIES: 5, ROOT: 6, ERROR: 7, ACK: 8, LISTEN: 9, PEERS: 10 } as const
+export const MSG = { HELLO: 1, AUTH: 2, SHARES: 3, SUBSCRIBE: 4, ENTRIES: 5, ROOT: 6, ERROR: 7, ACK: 8, LISTEN: 9, PEERS: 10, FETCH: 11, PROGRESS: 12, HOLDS_QUERY: 13, HOLDS: 14 } as const
+/** A holdings query names at most this many blobs (mget of a big prefix is split into several). */
+export const MAX_HOLDS_PER_FRAME = 4096
+/** Reasons and names in job messages are for logs and progress lines: cut to this. */
+const MAX_JOB_TEXT = 1024
+
+export type FetchState = 'running' | 'done' | 'failed'
+const FETCH_STATES: FetchState[] = ['running', 'done', 'failed']
+export interface BlobRef { root: Buffer, size: number }
+export interface Holding { have: number, bitfield: Buffer }
 
 export interface ShareInfo { id: string, indexId: string, root: Buffer }
 export interface WireEntry { entry: Entry, data?: Buffer }
@@ -63,6 +79,13 @@ export type ControlMessage =
   | { type: 'ack', share: string, indexId: string, seq: number }
   | { type: 'listen', port: number }
   | { type: 'peers', peers: PeerAddress[] }
+  | { type: 'fetch', req: number, root: Buffer, size: number, name: string }
+  | { type: 'progress', req: number, have: number, total: number, state: FetchState, message: string }
+  | { type: 'holds-query', req: number, blobs: BlobRef[] }
+  | { type: 'holds', req: number, storeBytes: number, holdings: Holding[] }
+
+/** The messages of the distribution jobs (jobs/remote.ts). */
+export type JobMessage = Extract<ControlMessage, { type: 'fetch' | 'progress' | 'holds-query' | 'holds' }>
 
 function frame (type: number, body: (w: Writer) => void, sizeHint = 256): Buffer {
   const w = new Writer(sizeHint).u32(0).u8(type)
@@ -129,7 +152,25 @@ export const encode = {
   peers: (peers: PeerAddress[]) => frame(MSG.PEERS, w => {
     w.u16(peers.length)
     for (const p of peers) w.str(p.peerId).str(p.ip).u16(p.port)
-  })
+  }),
+  fetch: (req: number, root: Buffer, size: number, name: string) => frame(MSG.FETCH, w => w.u32(req).raw(root).f64(size).str(name.slice(0, MAX_JOB_TEXT))),
+  progress: (req: number, have: number, total: number, state: FetchState, message = '') =>
+    frame(MSG.PROGRESS, w => w.u32(req).u32(have).u32(total).u8(FETCH_STATES.indexOf(state)).str(message.slice(0, MAX_JOB_TEXT))),
+  holdsQuery: (req: number, blobs: BlobRef[]) => frame(MSG.HOLDS_QUERY, w => {
+    w.u32(req).u16(blobs.length)
+    for (const b of blobs) w.raw(b.root).f64(b.size)
+  }, 16 + blobs.length * 40),
+  holds: (req: number, storeBytes: number, holdings: Holding[]) => frame(MSG.HOLDS, w => {
+    w.u32(req).f64(storeBytes).u16(holdings.length)
+    for (const h of holdings) w.u32(h.have).bytes(h.bitfield)
+  }, 16 + holdings.reduce((n, h) => n + 8 + h.bitfield.length, 0))
+}
+
+/** A blob size as the rules allow one (model/rules.ts MAX_FILE_SIZE). */
+function blobSize (r: Reader): number {
+  const n = r.f64()
+  if (!Number.isSafeInteger(n) || n < 0 || n > MAX_FILE_SIZE) throw new SwarmError('ERR_PROTOCOL', 'bad blob size')
+  return n
 }
 
 function shareId (r: Reader): string {
@@ -202,6 +243,33 @@ export function decode (body: Buffer): ControlMessage {
         peers.push(p)
       }
       msg = { type: 'peers', peers }
+      break
+    }
+    case MSG.FETCH: msg = { type: 'fetch', req: r.u32(), root: Buffer.from(r.raw(32)), size: blobSize(r), name: printable(r.str(), MAX_JOB_TEXT) }; break
+    case MSG.PROGRESS: {
+      const m = { req: r.u32(), have: r.u32(), total: r.u32(), state: FETCH_STATES[r.u8()], message: printable(r.str(), MAX_JOB_TEXT) }
+      if (m.state === undefined || m.have > m.total) throw new SwarmError('ERR_PROTOCOL', 'bad progress')
+      msg = { type: 'progress', ...m, state: m.state }
+      break
+    }
+    case MSG.HOLDS_QUERY: {
+      const req = r.u32()
+      const n = r.u16()
+      if (n > MAX_HOLDS_PER_FRAME) throw new SwarmError('ERR_PROTOCOL', 'too many blobs in one query')
+      const blobs: BlobRef[] = []
+      for (let i = 0; i < n; i++) blobs.push({ root: Buffer.from(r.raw(32)), size: blobSize(r) })
+      msg = { type: 'holds-query', req, blobs }
+      break
+    }
+    case MSG.HOLDS: {
+      const req = r.u32()
+      const storeBytes = r.f64()
+      if (!Number.isSafeInteger(storeBytes) || storeBytes < 0) throw new SwarmError('ERR_PROTOCOL', 'bad store size')
+      const n = r.u16()
+      if (n > MAX_HOLDS_PER_FRAME) throw new SwarmError('ERR_PROTOCOL', 'too many holdings in one frame')
+      const holdings: Holding[] = []
+      for (let i = 0; i < n; i++) holdings.push({ have: r.u32(), bitfield: Buffer.from(r.bytes()) })
+      msg = { type: 'holds', req, storeBytes, holdings }
       break
     }
     default: throw new SwarmError('ERR_PROTOCOL', `unknown control message type ${type}`)

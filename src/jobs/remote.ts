@@ -1,0 +1,173 @@
+// The jobs' requests between nodes, over each peer's control stream:
+//   FETCH / PROGRESS — "fetch this blob into your store" and the answers on how it goes
+//                      (put --to, bcast, diffuse); the fetching node reports every PROGRESS_MS.
+//   HOLDS? / HOLDS   — "which of these blobs do you hold, and how much?" (get, chunks, diffuse).
+//
+// Who tracks what: RemoteJobs keeps the requests we sent (by peer and request id) until their
+// answer, and the fetches peers asked of us until they end; the content exchange (node/content.ts)
+// does the fetching and the blob store (store/blob-store.ts) holds the result. Values in the
+// messages were checked by the wire codec; a peer answering a request we never sent is ignored.
+import * as fs from 'node:fs'
+import type { BlobStore } from '../store/blob-store.js'
+import type { BlobRef, FetchState, Holding, JobMessage } from '../wire/control.js'
+import { pieceCount, PIECE_SIZE } from '../merkle/bep52.js'
+import { SwarmError } from '../errors.js'
+
+/** How often a node fetching for a peer reports its progress. */
+export const PROGRESS_MS = 250
+/** A holdings query unanswered for this long counts as "holds nothing". */
+export const HOLDS_TIMEOUT_MS = 5000
+/** Fetches one peer may have asked of us at once; more are refused (each one holds a download slot's worth of state). */
+export const MAX_FETCHES_PER_PEER = 10_000
+
+/** What the jobs need of a connected peer (node/session.ts PeerSession is one). */
+export interface JobPeer {
+  readonly peerId: string
+  readonly ready: boolean
+  once (event: 'closed', fn: (reason: string) => void): unknown
+  off (event: 'closed', fn: (reason: string) => void): unknown
+  sendFetch (req: number, root: Buffer, size: number, name: string): void
+  sendProgress (req: number, have: number, total: number, state: FetchState, message?: string): void
+  sendHoldsQuery (req: number, blobs: BlobRef[]): void
+  sendHolds (req: number, storeBytes: number, holdings: Holding[]): void
+}
+
+export interface RemoteHost {
+  readonly blobs: BlobStore
+  fetchBlob (root: Buffer, size: number, name: string): { done: Promise<void>, release: () => void }
+  /** Verified pieces and bitfield of a blob download in progress here. */
+  blobBits (root: Buffer, size: number): { have: number, bitfield: Buffer } | undefined
+  log (level: 'info' | 'warn' | 'error', msg: string): void
+}
+
+export interface FetchProgress { have: number, total: number, state: FetchState, message: string }
+export interface PeerHoldings { storeBytes: number, holdings: Holding[] }
+
+interface Outbound { peer: JobPeer, resolve: (v: unknown) => void, reject: (e: Error) => void, onProgress?: (p: FetchProgress) => void, cleanup: () => void }
+
+export class RemoteJobs {
+  private nextReq = 1
+  private readonly outbound = new Map<string, Outbound>()
+  /** Fetches peers asked of us, by peer, with the release of each. */
+  private readonly inbound = new Map<string, Map<number, () => void>>()
+
+  constructor (private readonly host: RemoteHost) {}
+
+  stop (): void {
+    for (const o of this.outbound.values()) { o.cleanup(); o.reject(new SwarmError('ERR_CLOSED', 'node stopping')) }
+    this.outbound.clear()
+    for (const m of this.inbound.values()) for (const release of m.values()) release()
+    this.inbound.clear()
+  }
+
+  // ---- requests we make -------------------------------------------------------------------------
+
+  /** Asks `peer` to fetch a blob into its store; resolves when it holds a verified copy. */
+  requestFetch (peer: JobPeer, blob: BlobRef, name: string, onProgress?: (p: FetchProgress) => void, signal?: AbortSignal): Promise<void> {
+    return this.request<void>(peer, req => peer.sendFetch(req, blob.root, blob.size, name), onProgress, signal)
+  }
+
+  /** What `peer` holds of each blob; a peer that does not answer in time holds nothing. */
+  async queryHolds (peer: JobPeer, blobs: BlobRef[]): Promise<PeerHoldings> {
+    const none: PeerHoldings = { storeBytes: 0, holdings: blobs.map(() => ({ have: 0, bitfield: Buffer.alloc(0) })) }
+    const ac = new AbortController()
+    const timer = setTimeout(() => ac.abort(), HOLDS_TIMEOUT_MS)
+    try {
+      const got = await this.request<PeerHoldings>(peer, req => peer.sendHoldsQuery(req, blobs), undefined, ac.signal)
+      return got.holdings.length === blobs.length ? got : none
+    } catch { return none } finally { clearTimeout(timer) }
+  }
+
+  private request<T> (peer: JobPeer, send: (req: number) => void, onProgress?: (p: FetchProgress) => void, signal?: AbortSignal): Promise<T> {
+    if (!peer.ready) return Promise.reject(new SwarmError('ERR_NO_HOLDER', `node ${peer.peerId} is not connected`))
+    if (signal?.aborted === true) return Promise.reject(new SwarmError('ERR_ABORTED', 'aborted'))
+    const req = this.nextReq
+    this.nextReq = this.nextReq >= 0xffffffff ? 1 : this.nextReq + 1
+    const key = peer.peerId + ':' + req
+    return new Promise<T>((resolve, reject) => {
+      const onClosed = (reason: string): void => { this.outbound.delete(key); cleanup(); reject(new SwarmError('ERR_NO_HOLDER', `node ${peer.peerId} disconnected: ${reason}`)) }
+      const onAbort = (): void => { this.outbound.delete(key); cleanup(); reject(new SwarmError('ERR_ABORTED', 'aborted')) }
+      const cleanup = (): void => { peer.off('closed', onClosed); signal?.removeEventListener('abort', onAbort) }
+      peer.once('closed', onClosed)
+      signal?.addEventListener('abort', onAbort, { once: true })
+      this.outbound.set(key, { peer, resolve: resolve as (v: unknown) => void, reject, onProgress, cleanup })
+      send(req)
+    })
+  }
+
+  // ---- messages from peers ----------------------------------------------------------------------
+
+  onMessage (peer: JobPeer, msg: JobMessage): void {
+    switch (msg.type) {
+      case 'fetch': return this.onFetch(peer, msg.req, { root: msg.root, size: msg.size }, msg.name)
+      case 'holds-query': return this.onHoldsQuery(peer, msg.req, msg.blobs)
+      case 'progress': {
+        const key = peer.peerId + ':' + msg.req
+        const o = this.outbound.get(key)
+        if (o === undefined) return
+        o.onProgress?.(msg)
+        if (msg.state === 'running') return
+        this.outbound.delete(key)
+        o.cleanup()
+        if (msg.state === 'done') o.resolve(undefined)
+        else o.reject(new SwarmError('ERR_NO_HOLDER', `node ${peer.peerId} could not fetch it: ${msg.message}`))
+        return
+      }
+      case 'holds': {
+        const key = peer.peerId + ':' + msg.req
+        const o = this.outbound.get(key)
+        if (o === undefined) return
+        this.outbound.delete(key)
+        o.cleanup()
+        o.resolve({ storeBytes: msg.storeBytes, holdings: msg.holdings })
+      }
+    }
+  }
+
+  /** Answers what we hold of each blob: complete (have = pieces, no bitfield) or a download in progress. */
+  private onHoldsQuery (peer: JobPeer, req: number, blobs: BlobRef[]): void {
+    const holdings = blobs.map(b => {
+      if (this.host.blobs.has(b.root, b.size)) return { have: pieceCount(b.size, PIECE_SIZE), bitfield: Buffer.alloc(0) }
+      return this.host.blobBits(b.root, b.size) ?? { have: 0, bitfield: Buffer.alloc(0) }
+    })
+    peer.sendHolds(req, this.host.blobs.bytes(), holdings)
+  }
+
+  /** A peer asks us to fetch a blob: we do, and report until it is done or failed. */
+  private onFetch (peer: JobPeer, req: number, blob: BlobRef, name: string): void {
+    const total = pieceCount(blob.size, PIECE_SIZE)
+    if (this.host.blobs.has(blob.root, blob.size)) { peer.sendProgress(req, total, total, 'done'); return }
+    const mine = this.inbound.get(peer.peerId) ?? new Map<number, () => void>()
+    if (mine.size >= MAX_FETCHES_PER_PEER || mine.has(req)) { peer.sendProgress(req, 0, total, 'failed', 'too many fetches asked at once'); return }
+    const free = freeBytes(this.host.blobs.dir)
+    if (free !== null && free < blob.size) { peer.sendProgress(req, 0, total, 'failed', `disk full: ${blob.size} bytes needed, ${free} free`); return }
+    this.inbound.set(peer.peerId, mine)
+    const f = this.host.fetchBlob(blob.root, blob.size, name)
+    const report = (): void => { const b = this.host.blobBits(blob.root, blob.size); if (b !== undefined) peer.sendProgress(req, b.have, total, 'running') }
+    const timer = setInterval(report, PROGRESS_MS)
+    const end = (): void => {
+      clearInterval(timer)
+      peer.off('closed', onClosed)
+      mine.delete(req)
+      if (mine.size === 0 && this.inbound.get(peer.peerId) === mine) this.inbound.delete(peer.peerId)
+    }
+    // The asker went away: nobody waits for the copy any more (a bcast would ask again).
+    const onClosed = (): void => { end(); f.release() }
+    peer.once('closed', onClosed)
+    mine.set(req, () => { end(); f.release() })
+    f.done.then(
+      () => { end(); f.release(); peer.sendProgress(req, total, total, 'done') },
+      (err: Error) => {
+        end()
+        f.release()
+        this.host.log('warn', `fetching ${name} for ${peer.peerId}: ${err.message}`)
+        peer.sendProgress(req, 0, total, 'failed', err.message)
+      }
+    )
+  }
+}
+
+/** Bytes free for an unprivileged writer on the filesystem holding `dir`, or null if unknown. */
+export function freeBytes (dir: string): number | null {
+  try { const s = fs.statfsSync(dir); return s.bavail * s.bsize } catch { return null }
+}

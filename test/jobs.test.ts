@@ -1,0 +1,153 @@
+// The distribution jobs between real nodes (QUIC on loopback, SQLite, files): bcast reaches every
+// node with verified copies traded among them, get fetches from several holders and resumes,
+// the source may leave mid-transfer, the catalog converges after a partition, errors are clear.
+import { test } from 'node:test'
+import assert from 'node:assert/strict'
+import { writeFileSync, readFileSync, mkdirSync, existsSync, readdirSync } from 'node:fs'
+import { join } from 'node:path'
+import { randomBytes } from 'node:crypto'
+import { Cluster, waitFor, collect, type TestNode } from './helpers.js'
+import { PIECE_SIZE } from '../src/merkle/bep52.js'
+import { hashFile } from '../src/merkle/hash-file.js'
+import { isSwarmError } from '../src/errors.js'
+
+async function mesh (c: Cluster, n: number): Promise<TestNode[]> {
+  const nodes: TestNode[] = []
+  for (let i = 0; i < n; i++) nodes.push(await c.add('n' + i))
+  await waitFor('mesh', () => nodes.every(t => t.node.connectedPeers().length === n - 1))
+  return nodes
+}
+
+function catalogRoots (nodes: TestNode[]): string[] { return nodes.map(t => t.node.catalog.root().toString('hex')) }
+
+test('bcast: every node holds a verified copy, downloaders trade pieces, the catalog root is the same everywhere', async () => {
+  const c = new Cluster()
+  try {
+    const nodes = await mesh(c, 4)
+    const [a] = nodes as [TestNode]
+    const data = randomBytes(48 * PIECE_SIZE + 777)
+    const file = join(c.base, 'video.bin')
+    writeFileSync(file, data)
+    const fetched = nodes.slice(1).map(t => collect(t, 'fetched'))
+    const progress: number[] = []
+    const r = await a.node.jobs.bcast(file, { onProgress: e => progress.push(e.nodes?.length ?? 0) })
+    assert.equal(r.nodes.length, 4)
+    assert.ok(r.nodes.every(n => n.state === 'done'), JSON.stringify(r.nodes))
+    assert.ok(progress.length > 0 && progress.every(n => n === 4))
+    for (const t of nodes) {
+      const blob = t.node.blobs.get(Buffer.from(r.root, 'hex'), data.length)
+      assert.ok(blob !== undefined, `${t.name} holds the blob`)
+      const h = await hashFile(blob.path)
+      assert.equal(h.root.toString('hex'), r.root, `${t.name}'s copy verifies`)
+    }
+    // Pieces came from downloaders too, not only from the source.
+    const fromOthers = fetched.flat().filter(e => e.path === 'video.bin').reduce((n, e) => n + Object.entries(e.perPeer).filter(([p]) => p !== a.node.peerId).reduce((m, [, v]) => m + v, 0), 0)
+    assert.ok(fromOthers > 0, 'downloaders traded pieces with each other')
+    assert.ok(r.sourceCopies < 3, `source uploaded ${r.sourceCopies} copies for 3 downloaders`)
+    await waitFor('catalog converges', () => new Set(catalogRoots(nodes)).size === 1 && nodes.every(t => t.node.jobs.ls().length === 1))
+  } finally { await c.stop() }
+})
+
+test('get: fetches from several holders, writes the destination whole, refuses to overwrite, resumes after an interruption', async () => {
+  const c = new Cluster()
+  try {
+    const nodes = await mesh(c, 4)
+    const [a, b, cc, d] = nodes as [TestNode, TestNode, TestNode, TestNode]
+    const data = randomBytes(64 * PIECE_SIZE)
+    const file = join(c.base, 'data.bin')
+    writeFileSync(file, data)
+    await a.node.jobs.put(file, { name: 'sets/data.bin' })
+    await waitFor('catalog reaches b and c', () => b.node.catalog.lookup('sets/data.bin') !== undefined && cc.node.catalog.lookup('sets/data.bin') !== undefined)
+    await b.node.jobs.get('sets/data.bin', join(c.base, 'b.bin'))
+    await cc.node.jobs.get('sets/data.bin', join(c.base, 'c.bin'))
+    assert.ok(readFileSync(join(c.base, 'b.bin')).equals(data))
+    await waitFor('catalog reaches d', () => d.node.catalog.lookup('sets/data.bin') !== undefined)
+    const fetched = collect(d, 'fetched')
+    const out = join(c.base, 'out')
+    mkdirSync(out)
+    const r = await d.node.jobs.get('sets/data.bin', out)
+    assert.equal(r.dest, join(out, 'data.bin'))
+    assert.ok(readFileSync(r.dest).equals(data))
+    const perPeer = fetched.find(e => e.path === 'sets/data.bin')!.perPeer
+    assert.ok(Object.keys(perPeer).length >= 2, `pieces from several holders: ${JSON.stringify(perPeer)}`)
+    assert.deepEqual(readdirSync(out), ['data.bin'], 'no temp file is left beside the destination')
+    await assert.rejects(d.node.jobs.get('sets/data.bin', r.dest), (err: unknown) => isSwarmError(err, 'ERR_EXISTS'))
+    await d.node.jobs.get('sets/data.bin', r.dest, { force: true })
+    await assert.rejects(d.node.jobs.get('nope'), (err: unknown) => isSwarmError(err, 'ERR_UNKNOWN_NAME'))
+    // chunks: every node holds all pieces now.
+    const ch = await d.node.jobs.chunks('sets/data.bin')
+    assert.equal(ch.pieces, 64)
+    assert.equal(ch.holders.length, 4)
+    assert.ok(ch.holders.every(h => h.pieces === 'all'))
+  } finally { await c.stop() }
+})
+
+test('get: an interrupted get keeps its verified pieces and the next one resumes; nobody online holding it is a clear error', async () => {
+  const c = new Cluster()
+  try {
+    const [a, b] = await mesh(c, 2) as [TestNode, TestNode]
+    const data = randomBytes(400 * PIECE_SIZE)
+    const file = join(c.base, 'big.bin')
+    writeFileSync(file, data)
+    await a.node.jobs.put(file)
+    await waitFor('catalog', () => b.node.catalog.lookup('big.bin') !== undefined)
+    const ac = new AbortController()
+    const dest = join(c.base, 'got.bin')
+    const first = b.node.jobs.get('big.bin', dest, { signal: ac.signal, onProgress: e => { if (e.bytes > 0 && e.bytes < e.size / 2) ac.abort() } })
+    await assert.rejects(first, (err: unknown) => isSwarmError(err, 'ERR_ABORTED'))
+    assert.equal(existsSync(dest), false, 'nothing at the destination after an interruption')
+    await waitFor('partial saved', () => b.node.jobs.localChunks().some(l => l.have > 0 && l.have < l.pieces))
+    const r = await b.node.jobs.get('big.bin', dest)
+    assert.ok(readFileSync(dest).equals(data))
+    assert.ok(r.bytesFetched < data.length, `resumed: fetched ${r.bytesFetched} of ${data.length}`)
+    // Published on a node that then leaves: nobody online holds it.
+    const other = join(c.base, 'other.bin')
+    writeFileSync(other, randomBytes(3 * PIECE_SIZE))
+    await b.node.jobs.put(other)
+    await waitFor('catalog back', () => a.node.catalog.lookup('other.bin') !== undefined)
+    await b.node.stop()
+    await waitFor('b gone', () => a.node.connectedPeers().length === 0)
+    await assert.rejects(a.node.jobs.get('other.bin', join(c.base, 'x.bin')), (err: unknown) => isSwarmError(err, 'ERR_NO_HOLDER'))
+  } finally { await c.stop() }
+})
+
+test('the source leaving mid-transfer does not stop a get when the others hold every piece', async () => {
+  const c = new Cluster()
+  try {
+    const [a, b, cc] = await mesh(c, 3) as [TestNode, TestNode, TestNode]
+    const data = randomBytes(300 * PIECE_SIZE)
+    const file = join(c.base, 'f.bin')
+    writeFileSync(file, data)
+    await a.node.jobs.put(file)
+    await waitFor('catalog', () => [b, cc].every(t => t.node.catalog.lookup('f.bin') !== undefined))
+    await b.node.jobs.get('f.bin', join(c.base, 'b.bin'))
+    let stopped: Promise<void> | null = null
+    let stoppedAt = 0
+    const r = await cc.node.jobs.get('f.bin', join(c.base, 'c.bin'), {
+      onProgress: e => { if (stopped === null && e.bytes > 0 && e.bytes < e.size) { stoppedAt = e.bytes; stopped = a.node.stop() } }
+    })
+    await stopped
+    assert.ok(stopped !== null && stoppedAt < data.length, 'the source stopped during the transfer')
+    assert.ok(readFileSync(r.dest).equals(data))
+  } finally { await c.stop() }
+})
+
+test('the catalog converges after a partition: both sides publish, concurrent publications of one name settle the same way', async () => {
+  const c = new Cluster()
+  try {
+    const a = await c.add('a', { peers: [] })
+    const b = await c.add('b', { peers: [] })
+    const f1 = join(c.base, 'one'); writeFileSync(f1, 'from a')
+    const f2 = join(c.base, 'two'); writeFileSync(f2, 'from b')
+    await a.node.jobs.put(f1, { name: 'only-a' })
+    await b.node.jobs.put(f2, { name: 'only-b' })
+    await a.node.jobs.put(f1, { name: 'both' })
+    await b.node.jobs.put(f2, { name: 'both' })
+    assert.notEqual(a.node.catalog.root().toString('hex'), b.node.catalog.root().toString('hex'))
+    await b.node.stop()
+    await c.restart(b, [a.node.address])
+    await waitFor('catalog converges', () => a.node.catalog.root().equals(b.node.catalog.root()) && a.node.jobs.ls().length === 3)
+    assert.deepEqual(a.node.jobs.ls().map(i => i.name), ['both', 'only-a', 'only-b'])
+    assert.equal(a.node.catalog.lookup('both')!.root.toString('hex'), b.node.catalog.lookup('both')!.root.toString('hex'))
+  } finally { await c.stop() }
+})
