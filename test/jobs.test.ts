@@ -6,7 +6,9 @@ import assert from 'node:assert/strict'
 import { writeFileSync, readFileSync, mkdirSync, existsSync, readdirSync } from 'node:fs'
 import { join } from 'node:path'
 import { randomBytes } from 'node:crypto'
-import { Cluster, waitFor, collect, type TestNode } from './helpers.js'
+import { Cluster, waitFor, collect, SECRET, type TestNode } from './helpers.js'
+import { startNode } from '../src/index.js'
+import { deflateStats } from '../src/transport/deflate.js'
 import { PIECE_SIZE } from '../src/merkle/bep52.js'
 import { hashFile } from '../src/merkle/hash-file.js'
 import { isSwarmError } from '../src/errors.js'
@@ -149,5 +151,25 @@ test('the catalog converges after a partition: both sides publish, concurrent pu
     await waitFor('catalog converges', () => a.node.catalog.root().equals(b.node.catalog.root()) && a.node.jobs.ls().length === 3)
     assert.deepEqual(a.node.jobs.ls().map(i => i.name), ['both', 'only-a', 'only-b'])
     assert.equal(a.node.catalog.lookup('both')!.root.toString('hex'), b.node.catalog.lookup('both')!.root.toString('hex'))
+  } finally { await c.stop() }
+})
+
+test('--compress: deflated piece streams carry the same verified bytes, fewer of them for text', async () => {
+  const c = new Cluster()
+  try {
+    const a = await c.add('a')
+    const b = await startNode({ stateDir: join(c.base, 'b-state'), secret: SECRET, listen: '127.0.0.1:0', peers: [a.node.address], compress: true })
+    try {
+      const text = Buffer.from('{"level":"info","path":"/api/items","status":200}\n'.repeat(200_000))
+      const file = join(c.base, 'log.txt')
+      writeFileSync(file, text)
+      await a.node.jobs.put(file)
+      await waitFor('catalog', () => b.catalog.lookup('log.txt') !== undefined)
+      const before = deflateStats.wireBytes
+      const r = await b.jobs.get('log.txt', join(c.base, 'got.txt'))
+      assert.ok(readFileSync(r.dest).equals(text))
+      const wire = deflateStats.wireBytes - before
+      assert.ok(wire > 0 && wire < text.length / 4, `deflated: ${wire} bytes on the wire for ${text.length}`)
+    } finally { await b.stop() }
   } finally { await c.stop() }
 })

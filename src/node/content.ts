@@ -11,7 +11,8 @@ import { join } from 'node:path'
 import type { IndexDb } from '../store/db.js'
 import type { Share } from '../sync/share.js'
 import { type Entry, sameLocal } from '../model/entry.js'
-import { STREAM_PIECES, type PeerSession } from './session.js'
+import { STREAM_PIECES, STREAM_PIECES_DEFLATE, type PeerSession } from './session.js'
+import { deflateDuplex } from '../transport/deflate.js'
 import { Download } from '../swarm/download.js'
 import { FileSource, type PieceSource } from '../swarm/source.js'
 import type { BlobStore } from '../store/blob-store.js'
@@ -40,6 +41,8 @@ export interface ContentHost {
   readonly db: IndexDb
   readonly shares: Map<string, Share>
   readonly blobs: BlobStore
+  /** Ask holders for deflated piece streams (the --compress toggle). */
+  readonly compress: boolean
   readonly wirePeerId: Buffer
   readonly stopped: boolean
   sessions (): Iterable<PeerSession>
@@ -223,8 +226,8 @@ export class ContentExchange {
   private async addHolder (dl: Download, session: PeerSession): Promise<void> {
     try {
       const stream = await session.conn.openStream()
-      stream.write(Buffer.from([STREAM_PIECES]))
-      dl.addPeer(stream, session.peerId)
+      stream.write(Buffer.from([this.host.compress ? STREAM_PIECES_DEFLATE : STREAM_PIECES]))
+      dl.addPeer(this.host.compress ? deflateDuplex(stream) : stream, session.peerId)
     } catch (err) {
       this.host.log('warn', `cannot open a piece stream to ${session.peerId}: ${(err as Error).message}`)
     }

@@ -13,7 +13,8 @@ import { IndexDb } from '../store/db.js'
 import { StateLock } from '../store/state-lock.js'
 import { Share } from '../sync/share.js'
 import type { Entry } from '../model/entry.js'
-import { PeerSession, STREAM_CONTROL, STREAM_PIECES, type SessionHost } from './session.js'
+import { PeerSession, STREAM_CONTROL, STREAM_PIECES, STREAM_PIECES_DEFLATE, type SessionHost } from './session.js'
+import { deflateDuplex } from '../transport/deflate.js'
 import type { Connection, Listener, Transport } from '../transport/types.js'
 import { createQuicTransport } from '../transport/quic.js'
 import { loadOrCreateIdentity, type Identity } from '../transport/identity.js'
@@ -68,6 +69,8 @@ export interface NodeOptions {
   admission?: Partial<AdmissionLimits>  // connection caps and the auth deadline (admission.ts); for tests
   /** Connect to the peers other nodes name (peer exchange); default true. False: only --peer addresses. */
   peerExchange?: boolean
+  /** Deflate the piece streams this node downloads over (zlib level 1); default false. See README for what it saves and costs. */
+  compress?: boolean
 }
 
 export type NodeLogLevel = 'info' | 'warn' | 'error'
@@ -131,6 +134,7 @@ export class SwarmNode extends EventEmitter<NodeEvents> implements SessionHost {
       get stopped () { return node.stopped },
       shares: this.shares,
       get blobs () { return node.blobs },
+      compress: opts.compress === true,
       sessions: () => this.sessions.values(),
       onFetched: (e) => this.emit('fetched', e),
       log: (level, msg) => this.log(level, msg)
@@ -406,10 +410,10 @@ export class SwarmNode extends EventEmitter<NodeEvents> implements SessionHost {
         // The dialer opens the control stream; one per connection.
         if (conn.direction !== 'inbound' || this.admission.hasSession(conn)) { stream.destroy(); return }
         this.startSession(conn, stream)
-      } else if (tag[0] === STREAM_PIECES) {
+      } else if (tag[0] === STREAM_PIECES || tag[0] === STREAM_PIECES_DEFLATE) {
         const session = this.sessions.get(conn.remotePeerId)
         if (session === undefined || !session.ready || session.conn !== conn) { stream.destroy(); return }
-        serveWire(stream, {
+        serveWire(tag[0] === STREAM_PIECES_DEFLATE ? deflateDuplex(stream) : stream, {
           peerId: this.wirePeerId,
           lookup: (infoHash) => this.content.lookupSource(infoHash, session),
           onUpload: (root, bytes) => this.content.countUpload(root, bytes)

@@ -23,6 +23,8 @@ import { hostOf } from './address.js'
 
 export const STREAM_CONTROL = 1
 export const STREAM_PIECES = 2
+/** A piece stream whose bytes are deflated both ways (transport/deflate.ts); the downloader chooses it. */
+export const STREAM_PIECES_DEFLATE = 3
 /**
  * Bytes we let wait in the control stream's send buffer. Entry batches wait for 'drain', so only
  * small messages (roots, acks, share lists) can pile up: a peer that stops reading for this long
