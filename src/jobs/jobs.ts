@@ -110,7 +110,7 @@ export class Jobs implements JobsApi {
     const finalDest = fs.statSync(target, { throwIfNoEntry: false })?.isDirectory() === true ? join(target, basename(e.path)) : target
     if (opts.force !== true && fs.existsSync(finalDest)) throw new SwarmError('ERR_EXISTS', `${finalDest} exists (use --force to replace it)`)
     const bytesFetched = await this.fetchLocal(e, opts)
-    this.host.blobs.export(this.host.blobs.get(e.root, e.size)!, finalDest, opts.force === true)
+    await this.host.blobs.export(this.host.blobs.get(e.root, e.size)!, finalDest, opts.force === true)
     return { ...toItem(e), dest: finalDest, bytesFetched, seconds: (Date.now() - t0) / 1000 }
   }
 

@@ -4,6 +4,7 @@
 // names (get) without ever leaving a partial file there. Which blobs are complete is recorded
 // in the index (db.ts `blobs`); a file in blobs/ without a row is a leftover and is ignored.
 import * as fs from 'node:fs'
+import * as fsp from 'node:fs/promises'
 import { randomBytes } from 'node:crypto'
 import { basename, dirname, join } from 'node:path'
 import type { IndexDb } from './db.js'
@@ -61,9 +62,12 @@ export class BlobStore {
     if (!st.isFile()) throw new SwarmError('ERR_BAD_ARGUMENT', `${file} is not a regular file`)
     const tmp = join(this.tmpDir, `import-${randomBytes(8).toString('hex')}`)
     try {
-      fs.copyFileSync(file, tmp, fs.constants.COPYFILE_FICLONE)
+      // Asynchronous (libuv's thread pool): a multi-GB copy must not stop the node serving others.
+      await fsp.copyFile(file, tmp, fs.constants.COPYFILE_FICLONE)
       const after = fs.statSync(file)
       if (after.size !== st.size || after.mtimeMs !== st.mtimeMs) throw new SwarmError('ERR_FILE_CHANGED', `${file} changed while it was copied; try again once it is written`)
+      const fh = await fsp.open(tmp, 'r')
+      try { await fh.sync() } finally { await fh.close() }   // so adopt()'s own fsync finds nothing left to write
       const h = await hashFile(tmp)
       if (h.size !== st.size) throw new SwarmError('ERR_FILE_CHANGED', `${file} changed while it was copied; try again once it is written`)
       const blob = this.adopt(tmp, h.root, h.size)
@@ -94,7 +98,7 @@ export class BlobStore {
    * place — linked when `dest` must not exist (so a file created meanwhile is not overwritten),
    * renamed over it with `force`. A full disk leaves nothing behind and says so.
    */
-  export (blob: Blob, dest: string, force: boolean): void {
+  async export (blob: Blob, dest: string, force: boolean): Promise<void> {
     const dir = dirname(dest)
     const dst = fs.statSync(dest, { throwIfNoEntry: false })
     if (dst !== undefined && !force) throw new SwarmError('ERR_EXISTS', `${dest} exists (use --force to replace it)`)
@@ -102,9 +106,9 @@ export class BlobStore {
     if (fs.statSync(dir, { throwIfNoEntry: false })?.isDirectory() !== true) throw new SwarmError('ERR_BAD_ARGUMENT', `destination folder ${dir} does not exist`)
     const tmp = join(dir, `.${basename(dest).slice(0, 200)}.swarm-${randomBytes(4).toString('hex')}.tmp`)
     try {
-      fs.copyFileSync(blob.path, tmp, fs.constants.COPYFILE_FICLONE | fs.constants.COPYFILE_EXCL)
-      const fd = fs.openSync(tmp, 'r')
-      try { fs.fsyncSync(fd) } finally { fs.closeSync(fd) }
+      await fsp.copyFile(blob.path, tmp, fs.constants.COPYFILE_FICLONE | fs.constants.COPYFILE_EXCL)
+      const fh = await fsp.open(tmp, 'r')
+      try { await fh.sync() } finally { await fh.close() }
       if (force) fs.renameSync(tmp, dest)
       else {
         try { fs.linkSync(tmp, dest) } catch (err) {
