@@ -1,5 +1,6 @@
 #!/usr/bin/env node
 // Entry point of the `swarm` command: runs the compiled CLI and turns errors into one clear line.
+// Exit 2 for a usage mistake (a bad flag or argument), 1 for anything else that failed.
 import { main } from '../dist/src/cli/main.js'
 
 main(process.argv.slice(2)).then(
@@ -7,6 +8,7 @@ main(process.argv.slice(2)).then(
   err => {
     const code = err && err.code ? ` (${err.code})` : ''
     process.stderr.write(`swarm: ${err && err.message ? err.message : String(err)}${code}\n`)
-    process.exit(1)
+    const usage = err && typeof err.code === 'string' && (err.code === 'ERR_BAD_ARGUMENT' || err.code.startsWith('ERR_PARSE_ARGS_'))
+    process.exit(usage ? 2 : 1)
   }
 )
