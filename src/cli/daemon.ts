@@ -6,7 +6,6 @@ import { readFileSync } from 'node:fs'
 import { parseArgs } from 'node:util'
 import { SwarmNode, type NodeOptions } from '../node/node.js'
 import { SwarmError } from '../errors.js'
-import type { JobsApi } from '../jobs/types.js'
 import { startControlServer } from '../control/server.js'
 import { defaultStateDir } from './state-dir.js'
 import { printable } from '../model/printable.js'
@@ -22,12 +21,8 @@ export const NODE_FLAGS = {
   'secret-file': { type: 'string' as const },
   state: { type: 'string' as const },
   json: { type: 'boolean' as const, default: false },
-  'no-peer-exchange': { type: 'boolean' as const, default: false }
-}
-
-// TODO(merge): SwarmNode gains `jobs: JobsApi` on main; this becomes `node.jobs`.
-export function jobsOf (node: SwarmNode): JobsApi {
-  return (node as SwarmNode & { jobs: JobsApi }).jobs
+  'no-peer-exchange': { type: 'boolean' as const, default: false },
+  compress: { type: 'boolean' as const, default: false }
 }
 
 export function readSecret (values: { secret?: string, 'secret-file'?: string }): string {
@@ -79,7 +74,7 @@ export async function runNode (opts: NodeOptions, json: boolean): Promise<number
   let control
   try {
     await node.start()
-    control = await startControlServer(node.stateDir, jobsOf(node), (level, message) => node.log(level, message))
+    control = await startControlServer(node.stateDir, node.jobs, (level, message) => node.log(level, message))
   } catch (err) {
     await node.stop().catch(() => {})
     throw err
@@ -104,6 +99,7 @@ export async function daemon (args: string[]): Promise<number> {
     listen: values.listen,
     peers: values.peer,
     shares: [],
-    peerExchange: values['no-peer-exchange'] !== true
+    peerExchange: values['no-peer-exchange'] !== true,
+    compress: values.compress === true
   }, values.json === true)
 }

@@ -9,8 +9,8 @@ import { NODE_FLAGS, daemon, readSecret, runNode } from './daemon.js'
 import { JOB_COMMANDS, jobCommand, type JobCommand } from './jobs.js'
 
 const USAGE = `usage:
-  swarm share <dir>[=<id>]... --listen <host:port> [--peer <host:port>]... --secret <token>|--secret-file <path> [--state <dir>] [--json] [--accept-empty] [--no-peer-exchange]
-  swarm daemon --listen <host:port> [--peer <host:port>]... --secret <token>|--secret-file <path> [--state <dir>] [--json] [--no-peer-exchange]
+  swarm share <dir>[=<id>]... --listen <host:port> [--peer <host:port>]... --secret <token>|--secret-file <path> [--state <dir>] [--json] [--accept-empty] [--no-peer-exchange] [--compress]
+  swarm daemon --listen <host:port> [--peer <host:port>]... --secret <token>|--secret-file <path> [--state <dir>] [--json] [--no-peer-exchange] [--compress]
 
   Jobs, sent to the node running on --state (share or daemon):
   swarm put <file> [--name <name>] [--to <peerId>|random]
@@ -18,7 +18,7 @@ const USAGE = `usage:
   swarm get <name|root> [dest] [--force]
   swarm mget <prefix> [destdir] [--force]
   swarm bcast <file|name>          every node fetches a copy; Ctrl-C stops, run again to resume
-  swarm diffuse <name>...          one more node holds each name
+  swarm diffuse <name>...          at least two nodes hold each name, new copies on the emptiest nodes
   swarm ls [prefix]
   swarm nodes
   swarm chunks <name>
@@ -68,6 +68,7 @@ async function share (args: string[]): Promise<number> {
     listen: values.listen,
     peers: values.peer,
     shares,
-    peerExchange: values['no-peer-exchange'] !== true
+    peerExchange: values['no-peer-exchange'] !== true,
+    compress: values.compress === true
   }, values.json === true)
 }
