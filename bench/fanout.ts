@@ -164,7 +164,7 @@ try {
     ratio_to_ideal: (seconds / ideal).toFixed(2),
     source_upload_copies: uploaded.toFixed(2),
     cpu_seconds_per_GiB_delivered: (cpu / ((N - 1) * MIB / 1024)).toFixed(2),
-    first_done_seconds: ((Math.min(...done.values()) - t0) / 1000).toFixed(1),
+    ...(MODE !== 'bcast' ? { first_done_seconds: ((Math.min(...done.values()) - t0) / 1000).toFixed(1) } : {}),
     pieces_from_source_per_receiver: [...fromSource.entries()].map(([k, v]) => `${k} ${v.source}/${v.all}`).join(', '),
     goal: 'mesh ≤ 1.15× ideal, source ≤ 1.3 copies; libtorrent 1.69× and 1.6 copies here'
   }
