@@ -142,6 +142,8 @@ export class FaultNode {
     const args = [BIN, 'share', `${this.spec.dir}=${SHARE_ID}`, '--listen', this.spec.listen, '--secret-file', this.spec.secretFile, '--state', this.spec.state, '--json']
     for (const p of this.spec.peers) args.push('--peer', p)
     args.push(...(this.spec.extraArgs ?? []))
+    // SWARM_PROF=<dir> writes a CPU profile of every node process there (as bench/lib.ts does).
+    if (process.env.SWARM_PROF !== undefined) args.unshift('--cpu-prof', '--cpu-prof-dir=' + process.env.SWARM_PROF)
     const [cmd, argv] = this.spec.netns !== undefined
       ? ['ip', ['netns', 'exec', this.spec.netns, process.execPath, ...args]]
       : [process.execPath, args]

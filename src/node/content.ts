@@ -19,6 +19,8 @@ import type { BlobStore } from '../store/blob-store.js'
 import { hashFile } from '../merkle/hash-file.js'
 import { SwarmError, isSwarmError } from '../errors.js'
 
+/** A piece stream's reads that return little wait this long for more (transport/types.ts StreamOptions). */
+const BULK_READ_DELAY_MS = 2
 /** How often the bitfield of an interrupted download is saved, at most. */
 const PARTIAL_SAVE_MS = 200
 /** Files kept open for serving at once; the least recently opened is closed past this. */
@@ -225,7 +227,7 @@ export class ContentExchange {
 
   private async addHolder (dl: Download, session: PeerSession): Promise<void> {
     try {
-      const stream = await session.conn.openStream()
+      const stream = await session.conn.openStream({ bulkReadDelayMs: BULK_READ_DELAY_MS })
       stream.write(Buffer.from([this.host.compress ? STREAM_PIECES_DEFLATE : STREAM_PIECES]))
       dl.addPeer(this.host.compress ? deflateDuplex(stream) : stream, session.peerId)
     } catch (err) {

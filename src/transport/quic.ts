@@ -33,7 +33,7 @@ import { isIP } from 'node:net'
 import { Duplex } from 'node:stream'
 import { SwarmError } from '../errors.js'
 import type { Identity } from './identity.js'
-import type { Connection, Listener, Transport } from './types.js'
+import type { Connection, Listener, StreamOptions, Transport } from './types.js'
 
 // ---------------------------------------------------------------- tunables
 
@@ -56,6 +56,8 @@ export const CONNECTION_WINDOW_BYTES = 32 * 1024 * 1024
 export const SOCKET_BUFFER_BYTES = 4 * 1024 * 1024
 /** Bytes asked from the native stream per read; small reads are expensive (4 KiB: ~90 vs ~180-250 MB/s). */
 export const READ_CHUNK = 256 * 1024
+/** A bulk stream's read that returns less than READ_CHUNK / this is "little" (StreamOptions.bulkReadDelayMs). */
+const BULK_SMALL_READ_FRACTION = 8
 /** Node-side buffering per stream direction before backpressure applies. */
 export const STREAM_HIGH_WATER_MARK = 1024 * 1024
 /** Small buffered writes are coalesced into native writes of at most this size. */
@@ -206,6 +208,8 @@ class QuicStream extends Duplex {
   #reading = false
   #wantRead = false
   #readEnded = false
+  /** See StreamOptions.bulkReadDelayMs. */
+  bulkReadDelayMs = 0
 
   constructor (native: NapiStream, readChunk: number, onGone: (s: QuicStream) => void) {
     super({ allowHalfOpen: true, readableHighWaterMark: STREAM_HIGH_WATER_MARK, writableHighWaterMark: STREAM_HIGH_WATER_MARK })
@@ -246,6 +250,9 @@ class QuicStream extends Duplex {
         }
         // _read() re-entered during push() sets #wantRead again
         if (this.push(Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength))) this.#wantRead = true
+        if (this.bulkReadDelayMs > 0 && chunk.byteLength < this.#readChunk / BULK_SMALL_READ_FRACTION && this.#wantRead) {
+          await new Promise(resolve => setTimeout(resolve, this.bulkReadDelayMs))
+        }
       }
     } catch (err) {
       if (!this.destroyed) this.destroy(streamError(err))
@@ -322,7 +329,7 @@ class QuicConnection implements Connection {
 
   get isClosed (): boolean { return this.#isClosed }
 
-  async openStream (): Promise<Duplex> {
+  async openStream (opts: StreamOptions = {}): Promise<Duplex> {
     if (this.#isClosed) throw new SwarmError('ERR_CLOSED', `connection to ${this.remotePeerId} is closed`)
     let native: NapiStream
     try {
@@ -334,7 +341,9 @@ class QuicConnection implements Connection {
       native.resetWrite().catch(noop)
       throw new SwarmError('ERR_CLOSED', `connection to ${this.remotePeerId} is closed`)
     }
-    return this.#wrap(native)
+    const stream = this.#wrap(native)
+    if ((opts.bulkReadDelayMs ?? 0) > 0) stream.bulkReadDelayMs = opts.bulkReadDelayMs!
+    return stream
   }
 
   onStream (handler: (stream: Duplex) => void): void {

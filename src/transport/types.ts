@@ -14,7 +14,7 @@ export interface Connection {
    * Opens a bidirectional stream. The remote only learns of the stream when the
    * opener writes its first byte (or ends it): the opener speaks first.
    */
-  openStream (): Promise<Duplex>
+  openStream (opts?: StreamOptions): Promise<Duplex>
   /** Inbound streams opened by the remote; streams that arrive before a handler is set are queued. */
   onStream (handler: (stream: Duplex) => void): void
   /** Idempotent, abrupt: unfinished streams are destroyed with ERR_CLOSED, unsent data is dropped. */
@@ -36,4 +36,14 @@ export interface Transport {
   dial (host: string, port: number): Promise<Connection>
   /** Closes listeners, clients and all connections. Idempotent. */
   close (): Promise<void>
+}
+
+export interface StreamOptions {
+  /**
+   * The stream mostly receives bulk data (a piece stream, downloading): when a read returns little,
+   * wait this long before the next one so more arrives per call. On a link slower than the CPU,
+   * data otherwise comes a packet or two per read, and the per-read cost (a native call, a
+   * promise, a buffer, a parse) dominates the CPU spent per byte. 0 (default): read at once.
+   */
+  bulkReadDelayMs?: number
 }
