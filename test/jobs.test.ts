@@ -12,6 +12,7 @@ import { deflateStats } from '../src/transport/deflate.js'
 import { PIECE_SIZE } from '../src/merkle/bep52.js'
 import { hashFile } from '../src/merkle/hash-file.js'
 import { isSwarmError } from '../src/errors.js'
+import type { JobPeer } from '../src/jobs/remote.js'
 
 async function mesh (c: Cluster, n: number): Promise<TestNode[]> {
   const nodes: TestNode[] = []
@@ -171,5 +172,63 @@ test('--compress: deflated piece streams carry the same verified bytes, fewer of
       const wire = deflateStats.wireBytes - before
       assert.ok(wire > 0 && wire < text.length / 4, `deflated: ${wire} bytes on the wire for ${text.length}`)
     } finally { await b.stop() }
+  } finally { await c.stop() }
+})
+
+/** The session `from` holds to `to` (the jobs' view of a connected peer). */
+function peerOf (from: TestNode, to: TestNode): JobPeer {
+  const p = (from.node as unknown as { sessions: Map<string, JobPeer> }).sessions.get(to.node.peerId)
+  assert.ok(p !== undefined)
+  return p
+}
+
+test('hostile FETCHes for content the catalog does not name are refused and hold nothing up; a share still syncs', async () => {
+  const c = new Cluster()
+  try {
+    const [a, b] = await mesh(c, 2) as [TestNode, TestNode]
+    const asks = Array.from({ length: 12 }, () => b.node.jobs.remote.requestFetch(peerOf(b, a), { root: randomBytes(32), size: 2 ** 30 }, 'junk'))
+    const data = randomBytes(3 * PIECE_SIZE)
+    writeFileSync(join(b.dir, 'share-file.bin'), data)
+    await waitFor('the share file reaches a', () => existsSync(join(a.dir, 'share-file.bin')) && readFileSync(join(a.dir, 'share-file.bin')).equals(data), 20_000)
+    for (const r of await Promise.allSettled(asks)) {
+      assert.equal(r.status, 'rejected')
+      assert.match(String((r as PromiseRejectedResult).reason.message), /not in this node's catalog|too many/)
+    }
+    assert.deepEqual(readdirSync(a.node.blobs.tmpDir), [], 'no part file left behind')
+  } finally { await c.stop() }
+})
+
+test('an empty file travels; an aborted get returns at once even while a peer still wants the same blob; mget refuses a name that is also a folder', async () => {
+  const c = new Cluster()
+  try {
+    const [a, b, cc] = await mesh(c, 3) as [TestNode, TestNode, TestNode]
+    writeFileSync(join(c.base, 'empty'), '')
+    await a.node.jobs.put(join(c.base, 'empty'))
+    await waitFor('catalog', () => b.node.catalog.lookup('empty') !== undefined)
+    const r = await b.node.jobs.get('empty', join(c.base, 'got-empty'))
+    assert.equal(readFileSync(r.dest).length, 0)
+
+    // A blob only `a` holds, big enough to take a while; `c` asks `b` to fetch it, then `b`'s own get is aborted.
+    const data = randomBytes(600 * PIECE_SIZE)
+    writeFileSync(join(c.base, 'big'), data)
+    await a.node.jobs.put(join(c.base, 'big'))
+    await waitFor('catalog', () => [b, cc].every(t => t.node.catalog.lookup('big') !== undefined))
+    const e = b.node.catalog.lookup('big')!
+    const remote = cc.node.jobs.remote.requestFetch(peerOf(cc, b), { root: e.root, size: e.size }, 'big')
+    const ac = new AbortController()
+    const t0 = Date.now()
+    const got = b.node.jobs.get('big', join(c.base, 'b-big'), { signal: ac.signal })
+    setTimeout(() => ac.abort(), 100)
+    await assert.rejects(got, (err: unknown) => isSwarmError(err, 'ERR_ABORTED'))
+    assert.ok(Date.now() - t0 < 3000, `the aborted get returned after ${Date.now() - t0} ms`)
+    assert.equal(existsSync(join(c.base, 'b-big')), false)
+    await remote   // the other caller's fetch still completes
+    assert.ok(b.node.blobs.has(e.root, e.size))
+
+    for (const [name, body] of [['docs', 'a file'], ['docs/readme', 'in a folder']] as const) {
+      writeFileSync(join(c.base, 'x'), body)
+      await a.node.jobs.put(join(c.base, 'x'), { name })
+    }
+    await assert.rejects(a.node.jobs.mget('docs', join(c.base, 'm')), (err: unknown) => isSwarmError(err, 'ERR_EXISTS') && /both a file and a folder/.test((err as Error).message))
   } finally { await c.stop() }
 })

@@ -14,6 +14,7 @@ import { FrameGuard, MAX_QUEUED_SEND_BYTES, attachWire } from '../src/swarm/fram
 import { LayerAssembler, sendLayerRequest, useLayerExtension } from '../src/swarm/layer.js'
 import { MAX_READS_PER_WIRE, SEND_HIGH_WATER, sendLimitFor, serveWire } from '../src/swarm/serve.js'
 import type { PieceSource } from '../src/swarm/source.js'
+import { MAX_KEEPALIVES_IN_A_ROW, WireChecker } from '../src/swarm/wire-guard.js'
 import {
   Rng, duplexPair, MemSource, peerIdOf, btHandshake, btMessage, btExtended, btFrame, tempDir,
   ID, RESERVED_EXT, RESERVED_EXT_FAST, HONEST_EXT_HANDSHAKE, type PipeEnd
@@ -307,4 +308,14 @@ test('a piece layer bigger than the send cap reaches a slow reader: it is paced 
   assert.equal(closeErr, 'still open')
   theirs.destroy()
   assert.deepEqual(uncaught, [])
+})
+
+test('a peer that sends nothing but keep-alives is dropped (over a deflated stream 16 KB inflate to millions)', () => {
+  const checker = new WireChecker()
+  checker.check(btHandshake(Buffer.alloc(20, 1), Buffer.alloc(20, 2), RESERVED_EXT_FAST))
+  const keepAlives = (n: number) => Buffer.alloc(4 * n)
+  checker.check(keepAlives(MAX_KEEPALIVES_IN_A_ROW))                       // an idle peer's keep-alives are fine
+  checker.check(btMessage(ID.HAVE, [1]))                  // and any real message resets the count
+  checker.check(keepAlives(MAX_KEEPALIVES_IN_A_ROW))
+  assert.throws(() => checker.check(keepAlives(1)), (err: unknown) => isSwarmError(err, 'ERR_PROTOCOL'))
 })

@@ -13,6 +13,7 @@ import type { BlobStore } from '../store/blob-store.js'
 import type { Catalog } from './catalog.js'
 import type { StoredEntry } from '../model/entry.js'
 import { RemoteJobs, type FetchProgress, type JobPeer, type PeerHoldings } from './remote.js'
+import { MAX_HOLDS_PER_FRAME } from '../wire/control.js'
 import { pieceCount, PIECE_SIZE } from '../merkle/bep52.js'
 import { SwarmError } from '../errors.js'
 import type {
@@ -38,8 +39,10 @@ export interface JobsHost {
   /** Connected, authenticated peers. */
   peers (): JobPeer[]
   nodes (): NodeInfo[]
-  fetchBlob (root: Buffer, size: number, name: string): { done: Promise<void>, release: () => void }
-  blobBits (root: Buffer, size: number): { have: number, bitfield: Buffer, peers: number } | undefined
+  fetchBlob (root: Buffer, size: number, name: string): { done: Promise<number>, release: () => void }
+  blobBits (root: Buffer, size: number, withBitfield?: boolean): { have: number, bitfield: Buffer, peers: number } | undefined
+  /** The verified-pieces record of an interrupted blob download, if any. */
+  savedBits (root: Buffer, size: number): Uint8Array | null
   uploadedBytes (root: Buffer): number
   putLayer (root: Buffer, layer: Buffer): void
   log (level: 'info' | 'warn' | 'error', msg: string): void
@@ -49,7 +52,18 @@ export class Jobs implements JobsApi {
   readonly remote: RemoteJobs
 
   constructor (private readonly host: JobsHost) {
-    this.remote = new RemoteJobs(host)
+    this.remote = new RemoteJobs({
+      blobs: host.blobs,
+      named: (root, size) => host.catalog.namesOf(root, size).length > 0,
+      catalogChange: (ms) => new Promise<void>(resolve => {
+        const t = setTimeout(done, ms)
+        function done (): void { clearTimeout(t); host.catalog.off('changed', done); resolve() }
+        host.catalog.once('changed', done)
+      }),
+      fetchBlob: (root, size, name) => host.fetchBlob(root, size, name),
+      blobBits: (root, size, withBitfield) => host.blobBits(root, size, withBitfield),
+      log: (level, msg) => host.log(level, msg)
+    })
   }
 
   stop (): void { this.remote.stop() }
@@ -117,18 +131,30 @@ export class Jobs implements JobsApi {
   async mget (prefix: string, destDir?: string, opts: GetOptions = {}): Promise<GetResult[]> {
     const items = this.host.catalog.list(prefix)
     if (items.length === 0) throw new SwarmError('ERR_UNKNOWN_NAME', `no file in the catalog starts with ${JSON.stringify(prefix)}`)
+    // A name that is also a folder of other names cannot be written as both.
+    const names = new Set(items.map(e => e.path))
+    for (const e of items) {
+      for (let i = e.path.indexOf('/'); i > 0; i = e.path.indexOf('/', i + 1)) {
+        const dir = e.path.slice(0, i)
+        if (names.has(dir)) throw new SwarmError('ERR_EXISTS', `${dir} is both a file and a folder in the catalog (${e.path}); get them one by one`)
+      }
+    }
     const base = resolve(destDir ?? '.')
     const out: GetResult[] = []
     let next = 0
+    let failed = false
     const worker = async (): Promise<void> => {
-      while (next < items.length) {
+      while (next < items.length && !failed) {
         const e = items[next++]!
         const dest = join(base, ...e.path.split('/'))
         fs.mkdirSync(dirname(dest), { recursive: true })
-        out.push(await this.get(e.path, dest, opts))
+        try { out.push(await this.get(e.path, dest, opts)) } catch (err) { failed = true; throw err }
       }
     }
-    await Promise.all(Array.from({ length: Math.min(MGET_PARALLEL, items.length) }, worker))
+    // Every worker stops taking files once one failed; the first failure is what the caller sees.
+    const results = await Promise.allSettled(Array.from({ length: Math.min(MGET_PARALLEL, items.length) }, worker))
+    const firstFailure = results.find(r => r.status === 'rejected')
+    if (firstFailure !== undefined) throw (firstFailure as PromiseRejectedResult).reason
     return out.sort((a, b) => a.name < b.name ? -1 : 1)
   }
 
@@ -141,6 +167,8 @@ export class Jobs implements JobsApi {
   private async fetchLocal (e: StoredEntry, opts: JobOptions): Promise<number> {
     const { root, size } = e
     if (this.host.blobs.has(root, size)) return 0
+    // An empty file needs nobody: its root says all there is (a wrong root is refused).
+    if (size === 0) { this.host.blobs.adoptEmpty(root); return 0 }
     const total = pieceCount(size, PIECE_SIZE)
     const held = await this.holdings([{ root, size }])
     const any = held.some(h => h.holdings[0]!.have > 0)
@@ -150,12 +178,10 @@ export class Jobs implements JobsApi {
     const f = this.host.fetchBlob(root, size, e.path)
     let lastHave = -1
     let lastMove = Date.now()
-    let startHave = -1
     let failed: SwarmError | null = null
     const tick = (): void => {
-      const b = this.host.blobBits(root, size)
+      const b = this.host.blobBits(root, size, false)
       if (b === undefined) return
-      if (startHave < 0) startHave = b.have
       if (b.have !== lastHave) { lastHave = b.have; lastMove = Date.now() }
       opts.onProgress?.({ name: e.path, bytes: Math.min(size, b.have * PIECE_SIZE), size })
       if (Date.now() - lastMove > GET_STALL_MS) {
@@ -167,8 +193,9 @@ export class Jobs implements JobsApi {
     const onAbort = (): void => { failed = new SwarmError('ERR_ABORTED', `get of ${e.path} interrupted; run it again to resume`); f.release() }
     opts.signal?.addEventListener('abort', onAbort, { once: true })
     if (opts.signal?.aborted === true) onAbort()
+    let fetched: number
     try {
-      await f.done
+      fetched = await f.done
     } catch (err) {
       throw failed ?? err
     } finally {
@@ -176,14 +203,23 @@ export class Jobs implements JobsApi {
       opts.signal?.removeEventListener('abort', onAbort)
       f.release()
     }
+    if (failed !== null) throw failed
     opts.onProgress?.({ name: e.path, bytes: size, size })
-    return Math.max(0, size - Math.max(0, startHave) * PIECE_SIZE)
+    return fetched
   }
 
-  /** What every connected node holds of these blobs. */
+  /** What every connected node holds of these blobs (asked in batches a query may carry). */
   private async holdings (blobs: Array<{ root: Buffer, size: number }>): Promise<Array<PeerHoldings & { peer: JobPeer }>> {
     const peers = this.host.peers()
-    return await Promise.all(peers.map(async peer => ({ peer, ...await this.remote.queryHolds(peer, blobs) })))
+    return await Promise.all(peers.map(async peer => {
+      const out: PeerHoldings = { storeBytes: 0, holdings: [] }
+      for (let i = 0; i < blobs.length || i === 0; i += MAX_HOLDS_PER_FRAME) {
+        const got = await this.remote.queryHolds(peer, blobs.slice(i, i + MAX_HOLDS_PER_FRAME))
+        out.storeBytes = got.storeBytes
+        out.holdings.push(...got.holdings)
+      }
+      return { peer, ...out }
+    }))
   }
 
   // ---- spreading ----------------------------------------------------------------------------------
@@ -287,11 +323,14 @@ export class Jobs implements JobsApi {
       out.push({ root: b.root.toString('hex'), size: b.size, have: pieces, pieces, names: this.host.catalog.namesOf(b.root, b.size) })
     }
     // Downloads in progress, and interrupted ones whose verified pieces wait for the next get.
+    const listed = new Set(out.map(o => o.root + ':' + o.size))
     for (const e of this.host.catalog.list()) {
-      if (this.host.blobs.has(e.root, e.size) || out.some(o => o.root === e.root.toString('hex'))) continue
+      const key = e.root.toString('hex') + ':' + e.size
+      if (listed.has(key) || e.size === 0) continue
+      listed.add(key)
       const pieces = pieceCount(e.size, PIECE_SIZE)
-      const live = this.host.blobBits(e.root, e.size)
-      const saved = live === undefined ? this.host.db.getPartial(e.root) : null
+      const live = this.host.blobBits(e.root, e.size, false)
+      const saved = live === undefined ? this.host.savedBits(e.root, e.size) : null
       const have = live?.have ?? (saved === null ? 0 : countBits(saved, pieces))
       if (have > 0) out.push({ root: e.root.toString('hex'), size: e.size, have, pieces, names: this.host.catalog.namesOf(e.root, e.size) })
     }

@@ -17,8 +17,12 @@ import { SwarmError } from '../errors.js'
 export const PROGRESS_MS = 250
 /** A holdings query unanswered for this long counts as "holds nothing". */
 export const HOLDS_TIMEOUT_MS = 5000
-/** Fetches one peer may have asked of us at once; more are refused (each one holds a download slot's worth of state). */
-export const MAX_FETCHES_PER_PEER = 10_000
+/** Fetches one peer may have asked of us at once; more are refused (a bcast or diffuse asks a handful). */
+export const MAX_FETCHES_PER_PEER = 64
+/** A FETCH for a root our catalog does not name yet waits this long for the catalog entry (it is sent first). */
+export const CATALOG_WAIT_MS = 3000
+/** Bitfield bytes in one HOLDS answer; past this, partial holdings are sent as counts only. */
+export const MAX_HOLDS_BITFIELD_BYTES = 1024 * 1024
 
 /** What the jobs need of a connected peer (node/session.ts PeerSession is one). */
 export interface JobPeer {
@@ -34,9 +38,13 @@ export interface JobPeer {
 
 export interface RemoteHost {
   readonly blobs: BlobStore
-  fetchBlob (root: Buffer, size: number, name: string): { done: Promise<void>, release: () => void }
-  /** Verified pieces and bitfield of a blob download in progress here. */
-  blobBits (root: Buffer, size: number): { have: number, bitfield: Buffer } | undefined
+  /** Does the catalog name this content? Only named content is fetched for a peer. */
+  named (root: Buffer, size: number): boolean
+  /** Resolves when the catalog changes next (or after `ms`). */
+  catalogChange (ms: number): Promise<void>
+  fetchBlob (root: Buffer, size: number, name: string): { done: Promise<number>, release: () => void }
+  /** Verified pieces (and bitfield, if asked) of a blob download in progress here. */
+  blobBits (root: Buffer, size: number, withBitfield?: boolean): { have: number, bitfield: Buffer } | undefined
   log (level: 'info' | 'warn' | 'error', msg: string): void
 }
 
@@ -50,6 +58,8 @@ export class RemoteJobs {
   private readonly outbound = new Map<string, Outbound>()
   /** Fetches peers asked of us, by peer, with the release of each. */
   private readonly inbound = new Map<string, Map<number, () => void>>()
+  /** Bytes the fetches peers asked of us will still write (checked against free space). */
+  private claimed = 0
 
   constructor (private readonly host: RemoteHost) {}
 
@@ -124,28 +134,69 @@ export class RemoteJobs {
     }
   }
 
-  /** Answers what we hold of each blob: complete (have = pieces, no bitfield) or a download in progress. */
+  /**
+   * Answers what we hold of each blob: complete (have = pieces, no bitfield) or a download in
+   * progress (a bitfield while the answer's bitfield budget lasts). Each distinct blob is looked
+   * at once, however often the query names it.
+   */
   private onHoldsQuery (peer: JobPeer, req: number, blobs: BlobRef[]): void {
+    const none: Holding = { have: 0, bitfield: Buffer.alloc(0) }
+    const seen = new Map<string, Holding>()
+    let budget = MAX_HOLDS_BITFIELD_BYTES
     const holdings = blobs.map(b => {
-      if (this.host.blobs.has(b.root, b.size)) return { have: pieceCount(b.size, PIECE_SIZE), bitfield: Buffer.alloc(0) }
-      return this.host.blobBits(b.root, b.size) ?? { have: 0, bitfield: Buffer.alloc(0) }
+      const key = b.root.toString('hex') + ':' + b.size
+      const known = seen.get(key)
+      if (known !== undefined) return known
+      let h: Holding = none
+      if (this.host.blobs.has(b.root, b.size)) h = { have: pieceCount(b.size, PIECE_SIZE), bitfield: Buffer.alloc(0) }
+      else {
+        const bits = this.host.blobBits(b.root, b.size, budget >= Math.ceil(pieceCount(b.size, PIECE_SIZE) / 8))
+        if (bits !== undefined) { h = bits; budget -= bits.bitfield.length }
+      }
+      seen.set(key, h)
+      return h
     })
     peer.sendHolds(req, this.host.blobs.bytes(), holdings)
   }
 
-  /** A peer asks us to fetch a blob: we do, and report until it is done or failed. */
+  /**
+   * A peer asks us to fetch a blob: if our catalog names it (its entry travels ahead of the
+   * FETCH on the same stream; we wait briefly for it), there is room, and the peer is not over its
+   * share of requests, we do, and report until it is done or failed.
+   */
   private onFetch (peer: JobPeer, req: number, blob: BlobRef, name: string): void {
     const total = pieceCount(blob.size, PIECE_SIZE)
     if (this.host.blobs.has(blob.root, blob.size)) { peer.sendProgress(req, total, total, 'done'); return }
     const mine = this.inbound.get(peer.peerId) ?? new Map<number, () => void>()
     if (mine.size >= MAX_FETCHES_PER_PEER || mine.has(req)) { peer.sendProgress(req, 0, total, 'failed', 'too many fetches asked at once'); return }
-    const free = freeBytes(this.host.blobs.dir)
-    if (free !== null && free < blob.size) { peer.sendProgress(req, 0, total, 'failed', `disk full: ${blob.size} bytes needed, ${free} free`); return }
     this.inbound.set(peer.peerId, mine)
+    let cancelled = false
+    mine.set(req, () => { cancelled = true })
+    void (async () => {
+      const end = Date.now() + CATALOG_WAIT_MS
+      while (!this.host.named(blob.root, blob.size) && Date.now() < end && !cancelled && peer.ready) await this.host.catalogChange(end - Date.now())
+      mine.delete(req)
+      if (mine.size === 0 && this.inbound.get(peer.peerId) === mine) this.inbound.delete(peer.peerId)
+      if (cancelled || !peer.ready) return
+      if (!this.host.named(blob.root, blob.size)) { peer.sendProgress(req, 0, total, 'failed', 'not in this node\'s catalog'); return }
+      this.startFetch(peer, req, blob, name, mine)
+    })()
+  }
+
+  private startFetch (peer: JobPeer, req: number, blob: BlobRef, name: string, mine: Map<number, () => void>): void {
+    const total = pieceCount(blob.size, PIECE_SIZE)
+    const free = freeBytes(this.host.blobs.dir)
+    if (free !== null && free - this.claimed < blob.size) { peer.sendProgress(req, 0, total, 'failed', `disk full: ${blob.size} bytes needed, ${Math.max(0, free - this.claimed)} free`); return }
+    this.inbound.set(peer.peerId, mine)
+    this.claimed += blob.size
     const f = this.host.fetchBlob(blob.root, blob.size, name)
-    const report = (): void => { const b = this.host.blobBits(blob.root, blob.size); if (b !== undefined) peer.sendProgress(req, b.have, total, 'running') }
+    const report = (): void => { const b = this.host.blobBits(blob.root, blob.size, false); if (b !== undefined) peer.sendProgress(req, b.have, total, 'running') }
     const timer = setInterval(report, PROGRESS_MS)
+    let ended = false
     const end = (): void => {
+      if (ended) return
+      ended = true
+      this.claimed -= blob.size
       clearInterval(timer)
       peer.off('closed', onClosed)
       mine.delete(req)
@@ -160,6 +211,7 @@ export class RemoteJobs {
       (err: Error) => {
         end()
         f.release()
+        if (!peer.ready) return   // the asker left (and so let go of the fetch)
         this.host.log('warn', `fetching ${name} for ${peer.peerId}: ${err.message}`)
         peer.sendProgress(req, 0, total, 'failed', err.message)
       }

@@ -8,6 +8,8 @@
 import * as fs from 'node:fs'
 import { EventEmitter } from 'node:events'
 import { join } from 'node:path'
+import { createHash } from 'node:crypto'
+import { CATALOG_ID } from '../jobs/catalog.js'
 import type { IndexDb } from '../store/db.js'
 import type { Share } from '../sync/share.js'
 import { type Entry, sameLocal } from '../model/entry.js'
@@ -35,6 +37,10 @@ const WANT_WAIT_MS = 3000
  * big files must not make us open thousands; the rest wait their turn.
  */
 export const MAX_CONCURRENT_FETCHES = 8
+/** Blob fetches (the jobs) have a pool of their own: no job, and no peer's FETCH, can hold up a share. */
+export const MAX_CONCURRENT_BLOB_FETCHES = 8
+/** A blob download with no new verified piece for this long fails (nobody has what it lacks); its verified pieces are kept. */
+export const BLOB_NO_PROGRESS_MS = 20_000
 
 /** share: '' for a blob of the jobs' store (path is then its name). */
 export interface FetchedEvent { share: string, path: string, root: string, pieces: number, bytes: number, perPeer: Record<string, number> }
@@ -56,6 +62,11 @@ export interface ContentHost {
 interface Scope {
   /** The share the content is for; '' for the jobs' blob store. */
   share: string
+  slots: SlotPool
+  /** The key its verified pieces are recorded under between runs (partials table). */
+  partialKey: Buffer
+  /** Fail after this long without a new verified piece (0: never; a share retries with backoff instead). */
+  noProgressMs: number
   /** May this peer hold the content, and be served from our download of it? */
   holds: (s: PeerSession) => boolean
   partPath: string
@@ -63,7 +74,23 @@ interface Scope {
   finish: (partPath: string) => string
 }
 
-interface Slot { dl: Download | null, done: Promise<string>, scope: Scope, holders: Set<PeerSession>, waiters: number }
+interface Slot { dl: Download | null, done: Promise<string>, scope: Scope, holders: Set<PeerSession>, waiters: number, bytesFetched: number }
+
+/** A pool of download slots: at most `max` downloads hold their state at once, the rest wait in order. */
+class SlotPool {
+  private active = 0
+  private readonly queue: Array<() => void> = []
+  constructor (private readonly max: number) {}
+  async take (): Promise<void> {
+    if (this.active < this.max) { this.active++; return }
+    await new Promise<void>(resolve => this.queue.push(resolve))
+  }
+
+  give (): void {
+    const next = this.queue.shift()
+    if (next !== undefined) next(); else this.active--
+  }
+}
 
 export class ContentExchange {
   /** Fetches asked for, by scope, size and root; `dl` is null while the fetch waits for a slot. */
@@ -72,8 +99,8 @@ export class ContentExchange {
   private readonly sources = new Map<string, FileSource>()
   /** Emits 'started' whenever a download gets its slot (piece streams waiting for it look again). */
   private readonly started = new EventEmitter().setMaxListeners(0)
-  private activeFetches = 0
-  private readonly fetchQueue: Array<() => void> = []
+  private readonly shareSlots = new SlotPool(MAX_CONCURRENT_FETCHES)
+  private readonly blobSlots = new SlotPool(MAX_CONCURRENT_BLOB_FETCHES)
   /** Bytes of piece data uploaded, by hex root (the jobs report a broadcast source's upload). */
   private readonly uploaded = new Map<string, number>()
 
@@ -97,6 +124,9 @@ export class ContentExchange {
     const key = share.id + ':' + entry.size + ':' + entry.root.toString('hex')
     return this.run(key, entry, {
       share: share.id,
+      slots: this.shareSlots,
+      partialKey: entry.root,
+      noProgressMs: 0,
       holds: s => s.remoteShares.has(share.id),
       partPath: join(share.disk.tmpDir, `${entry.root.toString('hex')}-${entry.size}.part`),
       // Handed over under a name of its own: a later fetch of the same content starts a new part
@@ -110,33 +140,43 @@ export class ContentExchange {
    * files it in the store. Callers that no longer want it call the returned `release`; the
    * download stops (its verified pieces kept for a later fetch) when nobody wants it any more.
    */
-  fetchBlob (root: Buffer, size: number, name: string): { done: Promise<void>, release: () => void } {
+  fetchBlob (root: Buffer, size: number, name: string): { done: Promise<number>, release: () => void } {
     const blobs = this.host.blobs
     const slot = this.run('blob:' + size + ':' + root.toString('hex'), { path: name, root, size }, {
       share: '',
-      holds: () => true,
+      slots: this.blobSlots,
+      partialKey: blobPartialKey(root, size),
+      noProgressMs: BLOB_NO_PROGRESS_MS,
+      holds: (s) => s.remoteShares.has(CATALOG_ID),
       partPath: blobs.partPath(root, size),
       finish: part => { const tmp = blobs.tempPath(); fs.renameSync(part, tmp); return blobs.adopt(tmp, root, size).path }
     })
+    // Each caller has a `done` of its own: one that lets go stops waiting at once, even while
+    // others still want the download (it stops only when nobody does).
     let released = false
+    let letGo: (err: Error) => void = () => {}
+    const mine = new Promise<number>((resolve, reject) => {
+      letGo = reject
+      slot.done.then(() => resolve(slot.bytesFetched), reject)
+    })
+    mine.catch(() => {})
     return {
-      done: slot.done.then(() => {}),
+      done: mine,
       release: () => {
         if (released) return
         released = true
+        letGo(new SwarmError('ERR_ABORTED', `fetch of ${name} no longer wanted`))
         if (--slot.waiters === 0) slot.dl?.abort()
       }
     }
   }
 
   /** Verified pieces of a blob download in progress (for progress reports and holdings), or undefined. */
-  blobBits (root: Buffer, size: number): { have: number, bitfield: Buffer, peers: number } | undefined {
+  blobBits (root: Buffer, size: number, withBitfield = true): { have: number, bitfield: Buffer, peers: number } | undefined {
     const slot = this.downloads.get('blob:' + size + ':' + root.toString('hex'))
     const dl = slot?.dl
     if (dl == null) return undefined
-    let have = 0
-    for (let i = 0; i < dl.numPieces; i++) if (dl.has(i)) have++
-    return { have, bitfield: Buffer.from(dl.haveBitfield()), peers: slot!.holders.size }
+    return { have: dl.verifiedCount, bitfield: withBitfield ? Buffer.from(dl.haveBitfield()) : Buffer.alloc(0), peers: slot!.holders.size }
   }
 
   /** Piece bytes uploaded for this root since the node started. */
@@ -151,24 +191,34 @@ export class ContentExchange {
     if (running !== undefined) { running.waiters++; return running }
     const partPath = scope.partPath
     const holders = new Set<PeerSession>()
-    const slot: Slot = { dl: null, done: Promise.resolve(''), scope, holders, waiters: 1 }
+    const slot: Slot = { dl: null, done: Promise.resolve(''), scope, holders, waiters: 1, bytesFetched: 0 }
+    const pkey = scope.partialKey
     slot.done = (async () => {
       // The Download (bitfield, picker state sized by the claimed size) exists only once a slot is free.
-      await this.fetchSlot()
+      await scope.slots.take()
       let dl: Download | null = null
       let saveTimer: NodeJS.Timeout | null = null
+      let watchdog: NodeJS.Timeout | null = null
       let forget = false   // drop the record of verified pieces (done, or found wrong)
       try {
         if (this.host.stopped) throw new SwarmError('ERR_CLOSED', 'node stopping')
         if (slot.waiters === 0) throw new SwarmError('ERR_ABORTED', `fetch of ${entry.path} no longer wanted`)
-        const d = dl = slot.dl = this.newDownload(entry, partPath)
+        const d = dl = slot.dl = this.newDownload(entry, partPath, pkey)
         this.started.emit('started')
         const resumed = d.complete() || d.haveBitfield().some(b => b !== 0)
-        const saveBitfield = () => { saveTimer = null; if (!this.host.stopped && !forget) this.host.db.putPartial(entry.root, d.haveBitfield()) }
-        d.on('verified', () => { if (saveTimer === null) saveTimer = setTimeout(saveBitfield, PARTIAL_SAVE_MS) })
+        const saveBitfield = () => { saveTimer = null; if (!this.host.stopped && !forget) this.host.db.putPartial(pkey, d.haveBitfield()) }
+        let lastPiece = Date.now()
+        d.on('verified', () => { lastPiece = Date.now(); if (saveTimer === null) saveTimer = setTimeout(saveBitfield, PARTIAL_SAVE_MS) })
+        if (scope.noProgressMs > 0) {
+          // Nobody has what is missing (every holder gone, or none ever had it): give the slot back.
+          watchdog = setInterval(() => {
+            if (Date.now() - lastPiece > scope.noProgressMs) d.abortWith(new SwarmError('ERR_NO_HOLDER', `no connected node has the remaining ${d.numPieces - d.verifiedCount} of ${d.numPieces} pieces of ${entry.path}`))
+          }, Math.min(1000, scope.noProgressMs)).unref()
+        }
         d.on('peer-error', (label: string, err: Error) => this.host.log('warn', `fetching ${entry.path} from ${label}: ${err.message}`))
         for (const s of this.host.sessions()) if (s.ready && scope.holds(s)) { holders.add(s); void this.addHolder(d, s) }
         await d.start()
+        slot.bytesFetched = d.stats.bytesFetched
         this.host.onFetched({ share: scope.share, path: entry.path, root: entry.root.toString('hex'), pieces: d.stats.piecesFetched, bytes: d.stats.bytesFetched, perPeer: Object.fromEntries(d.stats.perPeer) })
         const layer = await d.pieceLayer()
         // Pieces kept from an earlier run were verified then, but the disk may not have kept them
@@ -182,12 +232,16 @@ export class ContentExchange {
         throw err
       } finally {
         if (saveTimer !== null) clearTimeout(saveTimer)
+        if (watchdog !== null) clearInterval(watchdog)
         // On success the record goes with the part file (about to be renamed away): saved after
         // that, it would make the next download of this root trust a file that is not there.
-        if (forget) this.host.db.deletePartial(entry.root)
-        else if (dl !== null && !this.host.stopped) this.host.db.putPartial(entry.root, dl.haveBitfield())
+        // Nothing verified yet: no record and no part file (a FETCH for content nobody has
+        // leaves nothing behind).
+        if (!forget && dl !== null && dl.verifiedCount === 0 && !this.host.stopped) { forget = true; fs.rmSync(partPath, { force: true }) }
+        if (forget) this.host.db.deletePartial(pkey)
+        else if (dl !== null && !this.host.stopped) this.host.db.putPartial(pkey, dl.haveBitfield())
         this.downloads.delete(key)
-        this.releaseFetchSlot()
+        scope.slots.give()
       }
     })()
     this.downloads.set(key, slot)
@@ -195,13 +249,13 @@ export class ContentExchange {
   }
 
   /** A Download for `entry`, resuming from a part file only if it is there, whole-sized, with a matching record. */
-  private newDownload (entry: { path: string, root: Buffer, size: number }, partPath: string): Download {
+  private newDownload (entry: { path: string, root: Buffer, size: number }, partPath: string, pkey: Buffer): Download {
     const opts = { root: entry.root, size: entry.size, partPath, peerId: this.host.wirePeerId }
-    const have = this.host.db.getPartial(entry.root)
+    const have = this.host.db.getPartial(pkey)
     const layer = this.host.db.getLayer(entry.root)
     const part = fs.statSync(partPath, { throwIfNoEntry: false })
     const resumable = have !== null && part !== undefined && part.isFile() && part.size === entry.size
-    if (have !== null && !resumable) this.host.db.deletePartial(entry.root)
+    if (have !== null && !resumable) this.host.db.deletePartial(pkey)
     if (!resumable) fs.rmSync(partPath, { force: true })
     try {
       return new Download({ ...opts, have: resumable ? have : undefined, layer })
@@ -209,20 +263,10 @@ export class ContentExchange {
       // A record that does not fit this (root, size): drop it and start clean.
       if (layer === null && !resumable) throw err
       this.host.log('warn', `ignoring saved download state for ${entry.path}: ${(err as Error).message}`)
-      this.host.db.deletePartial(entry.root)
+      this.host.db.deletePartial(pkey)
       fs.rmSync(partPath, { force: true })
       return new Download({ ...opts, layer: null })
     }
-  }
-
-  private async fetchSlot (): Promise<void> {
-    if (this.activeFetches < MAX_CONCURRENT_FETCHES) { this.activeFetches++; return }
-    await new Promise<void>(resolve => this.fetchQueue.push(resolve))
-  }
-
-  private releaseFetchSlot (): void {
-    const next = this.fetchQueue.shift()
-    if (next !== undefined) next(); else this.activeFetches--
   }
 
   private async addHolder (dl: Download, session: PeerSession): Promise<void> {
@@ -310,6 +354,14 @@ export class ContentExchange {
     }
     return undefined
   }
+}
+
+/**
+ * The key a blob download's verified pieces are recorded under: not the bare root, which a share's
+ * download of the same content uses, so the two never take each other's record.
+ */
+export function blobPartialKey (root: Buffer, size: number): Buffer {
+  return createHash('sha256').update('blob\0').update(root).update(String(size)).digest()
 }
 
 /** The finished part file hashes to the entry's root and has its size, or ERR_VERIFY_FAILED. */

@@ -19,7 +19,7 @@ import type { Connection, Listener, Transport } from '../transport/types.js'
 import { createQuicTransport } from '../transport/quic.js'
 import { loadOrCreateIdentity, type Identity } from '../transport/identity.js'
 import { serveWire } from '../swarm/serve.js'
-import { ContentExchange } from './content.js'
+import { ContentExchange, blobPartialKey } from './content.js'
 import { SwarmError } from '../errors.js'
 import { shareIdProblem } from '../model/rules.js'
 import type { PeerAddress, ShareInfo, WireEntry } from '../wire/control.js'
@@ -199,10 +199,12 @@ export class SwarmNode extends EventEmitter<NodeEvents> implements SessionHost {
       db: this.db,
       catalog: this.catalog,
       blobs: this.blobs,
-      peers: () => [...this.sessions.values()].filter(s => s.ready),
+      // Only peers that replicate the catalog speak the jobs' messages (an older node would refuse them).
+      peers: () => [...this.sessions.values()].filter(s => s.ready && s.remoteShares.has(CATALOG_ID)),
       nodes: () => this.nodeList(),
       fetchBlob: (root, size, name) => content.fetchBlob(root, size, name),
-      blobBits: (root, size) => content.blobBits(root, size),
+      blobBits: (root, size, withBitfield) => content.blobBits(root, size, withBitfield),
+      savedBits: (root, size) => this.db.getPartial(blobPartialKey(root, size)),
       uploadedBytes: root => content.uploadedBytes(root),
       putLayer: (root, layer) => this.db.putLayer(root, layer),
       log: (level, msg) => this.log(level, msg)

@@ -81,6 +81,7 @@ export class PeerSession extends EventEmitter<{ ready: [], shares: [], closed: [
 
   constructor (private readonly host: SessionHost, readonly conn: Connection, private readonly control: Duplex) {
     super()
+    this.setMaxListeners(0)   // every job request waiting on this peer listens for 'closed'
     this.role = conn.direction === 'outbound' ? 'dialer' : 'listener'
     control.on('data', (chunk: Buffer) => this.onData(chunk))
     control.on('error', () => this.close('control stream error'))

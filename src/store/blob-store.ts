@@ -9,6 +9,7 @@ import { randomBytes } from 'node:crypto'
 import { basename, dirname, join } from 'node:path'
 import type { IndexDb } from './db.js'
 import { hashFile } from '../merkle/hash-file.js'
+import { ZERO_ROOT } from '../merkle/bep52.js'
 import { SwarmError } from '../errors.js'
 
 export interface Blob { root: Buffer, size: number, path: string }
@@ -29,8 +30,11 @@ export class BlobStore {
       if (fs.statSync(path, { throwIfNoEntry: false })?.size === size) this.known.set(key(root, size), { root, size, path })
       else db.deleteBlob(root, size)
     }
-    // Imports interrupted by a crash leave temp files nobody will finish.
+    // Imports interrupted by a crash leave temp files nobody will finish; a blob file without its
+    // row was renamed in place just before a crash (not yet recorded): it goes too.
     for (const f of fs.readdirSync(this.tmpDir)) if (f.startsWith('import-') || f.startsWith('tmp-')) fs.rmSync(join(this.tmpDir, f), { force: true })
+    const recorded = new Set([...this.known.values()].map(b => basename(b.path)))
+    for (const f of fs.readdirSync(this.dir)) if (/^[0-9a-f]{64}-\d+$/.test(f) && !recorded.has(f)) fs.rmSync(join(this.dir, f), { force: true })
   }
 
   private pathOf (root: Buffer, size: number): string { return join(this.dir, `${root.toString('hex')}-${size}`) }
@@ -93,6 +97,14 @@ export class BlobStore {
     return blob
   }
 
+  /** Files the empty blob: no bytes to fetch, but the root must be the empty file's. */
+  adoptEmpty (root: Buffer): Blob {
+    if (!root.equals(ZERO_ROOT)) throw new SwarmError('ERR_VERIFY_FAILED', 'an empty file with a root that is not the empty root')
+    const tmp = this.tempPath()
+    fs.writeFileSync(tmp, Buffer.alloc(0), { mode: 0o644 })
+    return this.adopt(tmp, root, 0)
+  }
+
   /**
    * Writes a blob to `dest`: copied to a hidden temp file beside it, made durable, then put in
    * place — linked when `dest` must not exist (so a file created meanwhile is not overwritten),
@@ -104,7 +116,8 @@ export class BlobStore {
     if (dst !== undefined && !force) throw new SwarmError('ERR_EXISTS', `${dest} exists (use --force to replace it)`)
     if (dst?.isDirectory() === true) throw new SwarmError('ERR_EXISTS', `${dest} is a directory`)
     if (fs.statSync(dir, { throwIfNoEntry: false })?.isDirectory() !== true) throw new SwarmError('ERR_BAD_ARGUMENT', `destination folder ${dir} does not exist`)
-    const tmp = join(dir, `.${basename(dest).slice(0, 200)}.swarm-${randomBytes(4).toString('hex')}.tmp`)
+    // A short name of its own (the destination's name may already be near the 255-byte limit).
+    const tmp = join(dir, `.swarm-get-${randomBytes(6).toString('hex')}.tmp`)
     try {
       await fsp.copyFile(blob.path, tmp, fs.constants.COPYFILE_FICLONE | fs.constants.COPYFILE_EXCL)
       const fh = await fsp.open(tmp, 'r')

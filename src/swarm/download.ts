@@ -185,6 +185,8 @@ export class Download extends EventEmitter implements PieceSource {
   }
 
   complete (): boolean { return this.written === this.numPieces }
+  /** Pieces verified and written so far. */
+  get verifiedCount (): number { return this.written }
 
   haveBitfield (): Uint8Array { return this.bits.slice() }
 
@@ -245,6 +247,11 @@ export class Download extends EventEmitter implements PieceSource {
     this.closePeers()
     this.fileClosing = true
     this.maybeCloseFile()
+  }
+
+  /** Stops an unfinished download with this error (start() rejects with it); like abort() otherwise. */
+  abortWith (err: SwarmError): void {
+    if (!this.finished) this.fail(err); else this.abort()
   }
 
   /** alias of abort(): release the part file once the caller has taken the finished file over */

@@ -54,9 +54,17 @@ export function checkHandshake (hs: Buffer): void {
 }
 
 /** Checks the units FrameGuard emits (the handshake first, then whole frames) before the Wire parses them. */
+/**
+ * Keep-alives (empty frames) in a row before the peer is dropped. An honest peer sends one every
+ * couple of minutes when idle; a stream of them costs a parse each, and over a deflated piece
+ * stream 16 KB of input inflates to millions of them.
+ */
+export const MAX_KEEPALIVES_IN_A_ROW = 64
+
 export class WireChecker {
   private handshakeSeen = false
   private extendedHandshakes = 0
+  private keepAlives = 0
 
   /** throws ERR_PROTOCOL if any part of unit must not reach the Wire */
   check (unit: Buffer): void {
@@ -70,7 +78,7 @@ export class WireChecker {
       if (pos + 4 > unit.length) refuse('frame split inside its length prefix')
       const len = unit.readUInt32BE(pos)
       if (pos + 4 + len > unit.length) refuse('frame longer than what was received')
-      if (len > 0) this.checkMessage(unit.subarray(pos + 4, pos + 4 + len)) // 0 is a keep-alive
+      if (len > 0) { this.keepAlives = 0; this.checkMessage(unit.subarray(pos + 4, pos + 4 + len)) } else if (++this.keepAlives > MAX_KEEPALIVES_IN_A_ROW) refuse('peer sends nothing but keep-alives')
       pos += 4 + len
     }
   }
