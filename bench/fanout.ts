@@ -111,6 +111,7 @@ try {
     small.set(rel, sha256(buf))
   }
   const tx0 = txBytes(0)
+  const txAll0 = nodes.map((_, i) => txBytes(i))
   const cpu0 = nodes.map(cpuSeconds)
   const done = new Map<string, number>()
   /** Per receiver: pieces it got from the source, and from anyone (its `fetched` event). */
@@ -144,6 +145,7 @@ try {
   }
   const seconds = (Math.max(...done.values()) - t0) / 1000
   const uploaded = (txBytes(0) - tx0) / data.length
+  const uploadedAll = nodes.reduce((sum, _, i) => sum + txBytes(i) - txAll0[i]!, 0) / data.length
   const cpu = nodes.reduce((s, n, i) => s + cpuSeconds(n) - cpu0[i]!, 0)
   let verified = 0
   const copyOf = (n: FaultNode): string => MODE === 'bcast' ? join(n.spec.state, 'blobs', `${bcastReport!.root as string}-${data.length}`) : join(n.spec.dir, 'big.bin')
@@ -163,6 +165,7 @@ try {
     ideal_seconds: ideal.toFixed(1),
     ratio_to_ideal: (seconds / ideal).toFixed(2),
     source_upload_copies: uploaded.toFixed(2),
+    all_nodes_upload_copies: `${uploadedAll.toFixed(2)} (${N - 1} needed)`,
     cpu_seconds_per_GiB_delivered: (cpu / ((N - 1) * MIB / 1024)).toFixed(2),
     ...(MODE !== 'bcast' ? { first_done_seconds: ((Math.min(...done.values()) - t0) / 1000).toFixed(1) } : {}),
     pieces_from_source_per_receiver: [...fromSource.entries()].map(([k, v]) => `${k} ${v.source}/${v.all}`).join(', '),

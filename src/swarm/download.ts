@@ -57,6 +57,13 @@ export const STALL_TIMEOUT_MS = 5_000
 export const REFUSED_WAIT_MS = 2_000
 /** endgame: at most this many peers are asked for the same piece at once */
 export const ENDGAME_DUPLICATES = 2
+/**
+ * Endgame starts once every piece some peer holds is requested and at most this many requests
+ * are in flight. Earlier, a peer that holds only pieces already requested elsewhere (a fellow
+ * downloader early on) would get duplicates all through the transfer: measured with 8 nodes,
+ * 11.4 copies uploaded in all for 7 needed.
+ */
+export const ENDGAME_MAX_INFLIGHT = 16
 
 export interface DownloadOptions {
   root: Buffer
@@ -508,7 +515,7 @@ export class Download extends EventEmitter implements PieceSource {
     while (peer.inflight.size < PIPELINE_DEPTH && this.pendingPieces < MAX_PENDING_PIECES) {
       const now = Date.now()
       let i = this.picker.pick((j) => peer.has(j) && !peer.badPieces.has(j) && this.mayAskAgain(peer, j, now))
-      if (i === -1) i = this.pickEndgame(peer)
+      if (i === -1 && this.picker.idleHeld === 0 && this.requesters.size <= ENDGAME_MAX_INFLIGHT) i = this.pickEndgame(peer)
       if (i === -1) return
       this.request(peer, i)
       if (!peer.inflight.has(i)) return // the wire refused synchronously (closing)

@@ -39,6 +39,12 @@ export class Picker {
   /** how many connected peers hold `index` */
   holders (index: number): number { return this.avail[index]! }
   isIdle (index: number): boolean { return this.state[index] === IDLE }
+  /** Idle pieces some connected peer holds: while there are any, nothing needs a duplicate request. */
+  get idleHeld (): number {
+    let n = 0
+    for (let c = 1; c < this.buckets.length; c++) n += this.buckets[c]!.size
+    return n
+  }
 
   /** a connected peer now holds `index` */
   addHolder (index: number): void {
