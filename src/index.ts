@@ -3,6 +3,7 @@
 //   const node = await startNode({ stateDir, secret, listen: '0.0.0.0:4001', peers: ['10.0.0.2:4001'],
 //                                  shares: [{ dir: '/srv/uploads' }] })
 //   node.on('file-updated', e => ...); await node.addShare('/srv/media', 'media'); await node.stop()
+//   await node.jobs.put('/data/x.bin', { name: 'x.bin' }); await node.jobs.bcast('x.bin', { onProgress })
 import { SwarmNode, type NodeOptions } from './node/node.js'
 import { loadOrCreateIdentity } from './transport/identity.js'
 import { newSecret } from './node/auth.js'
@@ -11,6 +12,9 @@ export { SwarmNode, type NodeOptions, type NodeEvents, type ShareSpec } from './
 export { SwarmError, isSwarmError, type SwarmErrorCode } from './errors.js'
 export type { Share } from './sync/share.js'
 export type { Entry } from './model/entry.js'
+export type * from './jobs/types.js'
+/** Talks to a node already running on a state dir (its control socket), as the CLI's job commands do. */
+export { callControl } from './control/client.js'
 
 /** Creates and starts a node; rejects with a SwarmError (bad folder, port in use, ...) and leaves nothing running. */
 export async function startNode (opts: NodeOptions): Promise<SwarmNode> {

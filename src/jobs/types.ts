@@ -60,7 +60,17 @@ export interface ChunksResult extends CatalogItem { pieceSize: number, pieces: n
 
 export interface LocalChunk { root: string, size: number, have: number, pieces: number, names: string[] }
 
-/** Everything the jobs face offers; SwarmNode.jobs implements it, the control socket forwards it. */
+/**
+ * Everything the jobs face offers; SwarmNode.jobs implements it, the control socket forwards it.
+ *
+ * Names: a catalog name (share path rules: `a/b/c`), or for get/chunks a 64-hex root. bcast takes a
+ * catalog name, or the path of an existing local file, which is put first (a name wins if both).
+ * Relative paths resolve against the calling process's working directory: the CLI sends absolute
+ * ones, since the daemon's differs. Peer ids: NodeInfo, NodeProgress, DiffuseResult and ChunkHolder
+ * carry full PeerIds; CatalogItem.by is the publishing node's short id (the tail of its PeerId),
+ * as in version vectors. put/mput cannot be cancelled once started (hashing a copy); get, mget,
+ * bcast and diffuse take an AbortSignal.
+ */
 export interface JobsApi {
   put (file: string, opts?: PutOptions): Promise<PutResult>
   mput (dir: string, opts?: { prefix?: string, to?: string }): Promise<PutResult[]>
