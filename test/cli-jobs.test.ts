@@ -62,6 +62,8 @@ test('swarm daemon + put / ls / get / bcast / nodes / chunks through the control
     const got = swarm(['get', 'docs/report.bin', '--state', sb], out)
     assert.equal(got.status, 0, got.stderr)
     assert.ok(readFileSync(join(out, 'report.bin')).equals(data))
+    assert.equal(swarm(['get', 'docs/report.bin', '--state', sb], out).status, 0, 'the same content already there is done')
+    writeFileSync(join(out, 'report.bin'), 'edited locally')
     const again = swarm(['get', 'docs/report.bin', '--state', sb], out)
     assert.equal(again.status, 1)
     assert.match(again.stderr, /exists/)

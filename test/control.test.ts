@@ -24,6 +24,13 @@ const PEER = '12D3KooWPeerAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA'
 interface Fake { api: JobsApi, calls: Array<{ cmd: string, args: unknown[] }>, signals: AbortSignal[] }
 
 /** A JobsApi that records its calls; `over` replaces methods for one test. */
+/** What the client asked for, without the AbortSignal every job gets from the server. */
+function withoutSignal<T extends { signal?: AbortSignal }> (o: T | undefined): Omit<T, 'signal'> | undefined {
+  if (o === undefined) return undefined
+  const { signal: _s, ...rest } = o
+  return rest
+}
+
 function fakeApi (over: Partial<JobsApi> = {}): Fake {
   const calls: Fake['calls'] = []
   const signals: AbortSignal[] = []
@@ -32,8 +39,8 @@ function fakeApi (over: Partial<JobsApi> = {}): Fake {
     for (const a of args) if (typeof a === 'object' && a !== null && 'signal' in a) signals.push((a as JobOptions).signal!)
   }
   const base: JobsApi = {
-    put: async (file, opts) => { rec('put', [file, opts]); return { ...ITEM, placedOn: opts?.to === undefined ? undefined : PEER } },
-    mput: async (dir, opts) => { rec('mput', [dir, opts]); return [ITEM, { ...ITEM, name: 'photos/dog.jpg' }] },
+    put: async (file, opts) => { rec('put', [file, withoutSignal(opts)]); return { ...ITEM, placedOn: opts?.to === undefined ? undefined : PEER } },
+    mput: async (dir, opts) => { rec('mput', [dir, withoutSignal(opts)]); return [ITEM, { ...ITEM, name: 'photos/dog.jpg' }] },
     get: async (name, dest, opts) => { rec('get', [name, dest, opts]); return { ...ITEM, dest: dest ?? '?', bytesFetched: 1000, seconds: 0.5 } },
     mget: async (prefix, destDir, opts) => { rec('mget', [prefix, destDir, opts]); return [] },
     bcast: async (name, opts) => {

@@ -3,7 +3,7 @@
 // the source may leave mid-transfer, the catalog converges after a partition, errors are clear.
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { writeFileSync, readFileSync, mkdirSync, existsSync, readdirSync } from 'node:fs'
+import { writeFileSync, readFileSync, mkdirSync, existsSync, readdirSync, chmodSync } from 'node:fs'
 import { join } from 'node:path'
 import { randomBytes } from 'node:crypto'
 import { Cluster, waitFor, collect, SECRET, type TestNode } from './helpers.js'
@@ -19,6 +19,16 @@ async function mesh (c: Cluster, n: number): Promise<TestNode[]> {
   for (let i = 0; i < n; i++) nodes.push(await c.add('n' + i))
   await waitFor('mesh', () => nodes.every(t => t.node.connectedPeers().length === n - 1))
   return nodes
+}
+
+/** Random content of `pieces` pieces published on `from` as `name`, once every node in `seen` knows the name. */
+async function publish (c: Cluster, from: TestNode, seen: TestNode[], name: string, pieces: number): Promise<{ data: Buffer, root: Buffer }> {
+  const data = randomBytes(pieces * PIECE_SIZE)
+  const file = join(c.base, name)
+  writeFileSync(file, data)
+  const item = await from.node.jobs.put(file)
+  await waitFor('the catalog reaches every node', () => seen.every(t => t.node.catalog.lookup(name) !== undefined))
+  return { data, root: Buffer.from(item.root, 'hex') }
 }
 
 function catalogRoots (nodes: TestNode[]): string[] { return nodes.map(t => t.node.catalog.root().toString('hex')) }
@@ -74,8 +84,12 @@ test('get: fetches from several holders, writes the destination whole, refuses t
     const perPeer = fetched.find(e => e.path === 'sets/data.bin')!.perPeer
     assert.ok(Object.keys(perPeer).length >= 2, `pieces from several holders: ${JSON.stringify(perPeer)}`)
     assert.deepEqual(readdirSync(out), ['data.bin'], 'no temp file is left beside the destination')
+    // The same content already there: done, nothing fetched (an interrupted mget run again).
+    assert.equal((await d.node.jobs.get('sets/data.bin', r.dest)).bytesFetched, 0)
+    writeFileSync(r.dest, 'something else')
     await assert.rejects(d.node.jobs.get('sets/data.bin', r.dest), (err: unknown) => isSwarmError(err, 'ERR_EXISTS'))
     await d.node.jobs.get('sets/data.bin', r.dest, { force: true })
+    assert.ok(readFileSync(r.dest).equals(data))
     await assert.rejects(d.node.jobs.get('nope'), (err: unknown) => isSwarmError(err, 'ERR_UNKNOWN_NAME'))
     // chunks: every node holds all pieces now.
     const ch = await d.node.jobs.chunks('sets/data.bin')
@@ -89,11 +103,7 @@ test('get: an interrupted get keeps its verified pieces and the next one resumes
   const c = new Cluster()
   try {
     const [a, b] = await mesh(c, 2) as [TestNode, TestNode]
-    const data = randomBytes(400 * PIECE_SIZE)
-    const file = join(c.base, 'big.bin')
-    writeFileSync(file, data)
-    await a.node.jobs.put(file)
-    await waitFor('catalog', () => b.node.catalog.lookup('big.bin') !== undefined)
+    const { data } = await publish(c, a, [b], 'big.bin', 400)
     const ac = new AbortController()
     const dest = join(c.base, 'got.bin')
     const first = b.node.jobs.get('big.bin', dest, { signal: ac.signal, onProgress: e => { if (e.bytes > 0 && e.bytes < e.size / 2) ac.abort() } })
@@ -230,5 +240,30 @@ test('an empty file travels; an aborted get returns at once even while a peer st
       await a.node.jobs.put(join(c.base, 'x'), { name })
     }
     await assert.rejects(a.node.jobs.mget('docs', join(c.base, 'm')), (err: unknown) => isSwarmError(err, 'ERR_EXISTS') && /both a file and a folder/.test((err as Error).message))
+  } finally { await c.stop() }
+})
+
+test('Ctrl-C on bcast stops the other nodes too (CANCEL); a relative path is a name, never a file of the node', async () => {
+  const c = new Cluster()
+  try {
+    const [a, b] = await mesh(c, 2) as [TestNode, TestNode]
+    const { data, root } = await publish(c, a, [b], 'huge.bin', 800)
+    const ac = new AbortController()
+    const r = a.node.jobs.bcast('huge.bin', { signal: ac.signal, onProgress: e => { if ((e.nodes ?? []).some(n => n.peerId === b.node.peerId && n.have > 0)) ac.abort() } })
+    await assert.rejects(r, (err: unknown) => isSwarmError(err, 'ERR_ABORTED'))
+    const blobBits = (b.node as unknown as { content: { blobBits: (r: Buffer, s: number) => unknown } }).content
+    await waitFor('b stops fetching', () => blobBits.blobBits(root, data.length) === undefined, 5000)
+    assert.equal(b.node.blobs.has(root, data.length), false, 'b did not go on to fetch the whole file')
+    await assert.rejects(a.node.jobs.bcast('huge-not-a-name.bin'), (err: unknown) => isSwarmError(err, 'ERR_UNKNOWN_NAME'))
+  } finally { await c.stop() }
+})
+
+test('a state dir other users can write to is refused (they could replace the control socket)', async () => {
+  const c = new Cluster()
+  try {
+    const state = join(c.base, 'open-state')
+    mkdirSync(state)
+    chmodSync(state, 0o777)
+    await assert.rejects(startNode({ stateDir: state, secret: SECRET, listen: '127.0.0.1:0' }), (err: unknown) => isSwarmError(err, 'ERR_STATE_DIR') && /writable by other users/.test((err as Error).message))
   } finally { await c.stop() }
 })

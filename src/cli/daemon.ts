@@ -39,11 +39,17 @@ export function readSecret (values: { secret?: string, 'secret-file'?: string })
 
 /** Prints what the node says, from before start() on: an unreadable file or a paused share during start reaches the terminal. */
 export function printNodeEvents (node: SwarmNode, json: boolean): void {
+  // A reader that goes away (`swarm daemon --json | head -1`, a log pipe restarting) must not
+  // take the node down: printing stops, the node runs on.
+  let quiet = false
+  process.stdout.on('error', () => { quiet = true })
+  process.stderr.on('error', () => { quiet = true })
   // Lines are gathered and written once per event-loop turn: stdout to a pipe is synchronous on
   // Linux, and one write per file would cost more than replicating the file.
   let pendingOut = ''
   const out = (event: string, fields: object, human: string) => {
-    if (pendingOut === '') setImmediate(() => { process.stdout.write(pendingOut); pendingOut = '' })
+    if (quiet) return
+    if (pendingOut === '') setImmediate(() => { if (!quiet) process.stdout.write(pendingOut); pendingOut = '' })
     pendingOut += json ? JSON.stringify({ event, ...fields }) + '\n' : `${new Date().toISOString().slice(11, 23)} ${human}\n`
   }
   node.on('listening', e => out('listening', e, `listening on ${e.address} as ${e.peerId}`))
@@ -60,7 +66,7 @@ export function printNodeEvents (node: SwarmNode, json: boolean): void {
   node.on('share-resumed', e => out('share-resumed', e, `share ${e.share} resumed`))
   node.on('log', e => {
     if (json) out('log', e, '')
-    else process.stderr.write(`${new Date().toISOString().slice(11, 23)} ${e.level}: ${e.message}\n`)
+    else if (!quiet) process.stderr.write(`${new Date().toISOString().slice(11, 23)} ${e.level}: ${e.message}\n`)
   })
 }
 

@@ -53,8 +53,16 @@ async function call<C extends ControlCmd> (ctx: Ctx, cmd: C, args: ControlArgs[C
   }
 }
 
+/**
+ * JSON.stringify escapes only C0 controls: C1 controls, line separators and bidi overrides in a
+ * name a peer chose would reach the terminal raw. They are escaped too (still valid JSON).
+ */
+function safeJson (value: unknown): string {
+  return JSON.stringify(value).replace(/[\u007f-\u009f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069\ufeff]/g, c => '\\u' + c.charCodeAt(0).toString(16).padStart(4, '0'))
+}
+
 function print (ctx: Ctx, result: unknown, human: () => string[]): void {
-  const lines = ctx.json ? [JSON.stringify(result)] : human()
+  const lines = ctx.json ? [safeJson(result)] : human()
   if (lines.length > 0) process.stdout.write(lines.join('\n') + '\n')
 }
 
@@ -128,7 +136,7 @@ const COMMANDS: Record<JobCommand, Command> = {
       leafFrom = (await call(ctx, 'ls', {})).find(i => i.root.toLowerCase() === name.toLowerCase())?.name ?? name
     }
     const v = view('bar', ctx)
-    const r = await call(ctx, 'get', { name, dest: destFor(leafFrom, positionals[1]), force: values.force }, v.update)
+    const r = await call(ctx, 'get', { name: ROOT_RE.test(name) ? name.toLowerCase() : name, dest: destFor(leafFrom, positionals[1]), force: values.force }, v.update)
     v.done()
     print(ctx, r, () => [getLine(r)])
     return 0
@@ -149,10 +157,11 @@ const COMMANDS: Record<JobCommand, Command> = {
   async bcast (args, mk, view) {
     const { values, positionals } = parse(args, {}, 1, 1, 'bcast <file|name>')
     const ctx = mk(values.state, values.json)
-    // A file here is sent as its absolute path; anything else is a name in the catalog.
+    // A name in the catalog wins; otherwise a local file is sent as its absolute path.
     const arg = positionals[0]!
     let target = arg
-    try { if (statSync(resolve(arg)).isFile()) target = resolve(arg) } catch {}
+    const named = (await call(ctx, 'ls', { prefix: arg })).some(i => i.name === arg)
+    if (!named) { try { if (statSync(resolve(arg)).isFile()) target = resolve(arg) } catch {} }
     const v = view('nodes', ctx)
     const r = await call(ctx, 'bcast', { name: target }, v.update)
     v.done()
@@ -179,7 +188,7 @@ const COMMANDS: Record<JobCommand, Command> = {
     const { values, positionals } = parse(args, {}, 0, 1, 'ls [prefix]')
     const ctx = mk(values.state, values.json)
     const r = await call(ctx, 'ls', positionals[0] === undefined ? {} : { prefix: positionals[0] })
-    print(ctx, r, () => table(['SIZE', 'NAME', 'ROOT', 'BY'], r.map(i => [fmtBytes(i.size), show(i.name), i.root.slice(0, ROOT_CHARS), shortPeer(i.by)]), [true]))
+    print(ctx, r, () => table(['SIZE', 'NAME', 'ROOT', 'BY'], r.map(i => [fmtBytes(i.size), show(i.name, 4096), i.root.slice(0, ROOT_CHARS), shortPeer(i.by)]), [true]))
     return 0
   },
 

@@ -20,6 +20,16 @@ export interface CallOptions {
   signal?: AbortSignal
 }
 
+function socketProblem (stateDir: string, path: string): SwarmError | null {
+  const uid = process.getuid?.()
+  if (uid === undefined) return null
+  let dir, sock
+  try { dir = statSync(stateDir); sock = statSync(path) } catch { return null }   // absent: connect() says so
+  if (dir.uid !== uid || (dir.mode & 0o022) !== 0) return new SwarmError('ERR_STATE_DIR', `state dir ${stateDir} is not yours alone (owner uid ${dir.uid}, mode ${(dir.mode & 0o777).toString(8)}); not talking to the socket in it`)
+  if (sock.uid !== uid) return new SwarmError('ERR_STATE_DIR', `the control socket ${path} belongs to uid ${sock.uid}, not to you (uid ${uid}): it belongs to another user's node; run swarm as that user or pass your own --state`)
+  return null
+}
+
 function connectError (err: NodeJS.ErrnoException, stateDir: string, path: string): SwarmError {
   switch (err.code) {
     case 'ENOENT': case 'ECONNREFUSED': case 'ENOTDIR':
@@ -47,6 +57,10 @@ export function callControl<C extends ControlCmd> (stateDir: string, cmd: C, arg
       throw err instanceof ProtocolError ? new SwarmError('ERR_BAD_ARGUMENT', err.message) : err
     }
     if (opts.signal?.aborted === true) throw new SwarmError('ERR_ABORTED', `${cmd} aborted`)
+    // Talk only to a socket in a state dir that is ours and closed to others: another user able
+    // to write there could put a socket of their own in its place and read or answer our requests.
+    const distrust = socketProblem(stateDir, path)
+    if (distrust !== null) throw distrust
     let settled = false
     let connected = false
     const chunks: Buffer[] = []

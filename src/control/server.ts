@@ -19,6 +19,12 @@ export const MAX_IN_FLIGHT = 64
 export const INTERNAL_ERROR_CODE = 'ERR_INTERNAL'
 /** A closing connection whose client does not read its last replies is destroyed after this long. */
 export const CLOSE_GRACE_MS = 1000
+/** Progress lines are skipped while this much waits unread for the client (later ones, and the result, still go). */
+export const PROGRESS_BACKLOG_BYTES = 64 * 1024
+/** A client that leaves this much unread is dropped (its requests are aborted). */
+export const MAX_UNREAD_BYTES = 16 * 1024 * 1024
+/** On shutdown, running requests get this long to tidy up (a get removes its temp file) before the node stops. */
+export const SETTLE_MS = 10_000
 
 export type ControlLog = (level: 'info' | 'warn' | 'error', message: string) => void
 
@@ -45,10 +51,13 @@ export async function startControlServer (stateDir: string, api: JobsApi, log: C
   return {
     path,
     close: () => {
+      const jobs = [...connections].flatMap(c => c.settling())
       closing ??= new Promise<void>(done => {
         server.close(() => done())
         for (const c of connections) c.shut('the node is stopping')
-      }).then(() => {
+      }).then(async () => {
+        // Aborted jobs tidy up (a get removes its temp file beside the destination) before the node goes.
+        await Promise.race([Promise.allSettled(jobs), new Promise(resolve => setTimeout(resolve, SETTLE_MS).unref())])
         // Node unlinks the path it bound, the private one, gone since the rename: ours goes here.
         fs.rmSync(path, { force: true })
       })
@@ -142,8 +151,8 @@ function defined<T extends object> (o: T): T {
 
 async function dispatch (api: JobsApi, req: ControlRequest, opts: JobOptions): Promise<unknown> {
   switch (req.cmd) {
-    case 'put': return api.put(req.args.file, defined({ name: req.args.name, to: req.args.to }))
-    case 'mput': return api.mput(req.args.dir, defined({ prefix: req.args.prefix, to: req.args.to }))
+    case 'put': return api.put(req.args.file, defined({ name: req.args.name, to: req.args.to, signal: opts.signal }))
+    case 'mput': return api.mput(req.args.dir, defined({ prefix: req.args.prefix, to: req.args.to, signal: opts.signal }))
     case 'get': return api.get(req.args.name, req.args.dest, defined({ ...opts, force: req.args.force }))
     case 'mget': return api.mget(req.args.prefix, req.args.destDir, defined({ ...opts, force: req.args.force }))
     case 'bcast': return api.bcast(req.args.name, opts)
@@ -159,6 +168,9 @@ async function dispatch (api: JobsApi, req: ControlRequest, opts: JobOptions): P
 /** One client connection: splits lines, runs requests concurrently, aborts them all when it ends. */
 class Connection {
   private readonly running = new Map<number, AbortController>()
+  /** Every dispatched request until it has settled (aborted ones included). */
+  private readonly inFlight = new Set<Promise<unknown>>()
+  settling (): Array<Promise<unknown>> { return [...this.inFlight] }
   private readonly partial: Buffer[] = []
   private partialBytes = 0
   private closed = false
@@ -186,6 +198,8 @@ class Connection {
 
   private send (reply: ControlReply): void {
     if (this.closed || !this.sock.writable) return
+    if ('progress' in reply && this.sock.writableLength > PROGRESS_BACKLOG_BYTES) return   // a newer one follows
+    if (this.sock.writableLength > MAX_UNREAD_BYTES) { this.shut('the control client does not read its replies'); return }
     let line: string
     try { line = encodeReply(reply) } catch (err) {
       line = encodeReply({ id: reply.id, error: { code: INTERNAL_ERROR_CODE, message: `the reply could not be encoded: ${(err as Error).message}` } })
@@ -246,7 +260,10 @@ class Connection {
       if (this.running.get(id) === ac) this.running.delete(id)
       this.send(reply)
     }
-    dispatch(this.api, req, { signal: ac.signal, onProgress: e => progress.push(e) }).then(
+    const job = dispatch(this.api, req, { signal: ac.signal, onProgress: e => progress.push(e) })
+    this.inFlight.add(job)
+    job.finally(() => this.inFlight.delete(job)).catch(() => {})
+    job.then(
       result => finish({ id, result: result ?? null }),
       err => {
         const wire = toWireError(err)

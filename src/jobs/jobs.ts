@@ -7,12 +7,13 @@
 // holds content; RemoteJobs (remote.ts) the requests between nodes; this file only decides
 // what to fetch where and reports progress.
 import * as fs from 'node:fs'
-import { basename, join, relative, resolve, sep, dirname } from 'node:path'
+import { basename, join, relative, resolve, sep, dirname, isAbsolute } from 'node:path'
 import type { IndexDb } from '../store/db.js'
 import type { BlobStore } from '../store/blob-store.js'
 import type { Catalog } from './catalog.js'
 import type { StoredEntry } from '../model/entry.js'
-import { RemoteJobs, type FetchProgress, type JobPeer, type PeerHoldings } from './remote.js'
+import { RemoteJobs, freeBytes, type FetchProgress, type JobPeer, type PeerHoldings } from './remote.js'
+import { hashFile } from '../merkle/hash-file.js'
 import { MAX_HOLDS_PER_FRAME } from '../wire/control.js'
 import { pieceCount, PIECE_SIZE } from '../merkle/bep52.js'
 import { SwarmError } from '../errors.js'
@@ -72,23 +73,26 @@ export class Jobs implements JobsApi {
 
   async put (file: string, opts: PutOptions = {}): Promise<PutResult> {
     const abs = resolve(file)
+    aborted(opts.signal, `put of ${abs}`)
     const blob = await this.host.blobs.import(abs)
     this.host.putLayer(blob.root, blob.layer)
+    aborted(opts.signal, `put of ${abs}`)
     const e = this.host.catalog.publish(opts.name ?? basename(abs), blob.root, blob.size)
     const item = toItem(e)
     if (opts.to === undefined) return item
     const peer = this.pickPeer(opts.to)
-    await this.remote.requestFetch(peer, blob, e.path)
+    await this.remote.requestFetch(peer, blob, e.path, undefined, opts.signal)
     return { ...item, placedOn: peer.peerId }
   }
 
-  async mput (dir: string, opts: { prefix?: string, to?: string } = {}): Promise<PutResult[]> {
+  async mput (dir: string, opts: { prefix?: string, to?: string, signal?: AbortSignal } = {}): Promise<PutResult[]> {
     const root = resolve(dir)
     if (fs.statSync(root, { throwIfNoEntry: false })?.isDirectory() !== true) throw new SwarmError('ERR_BAD_ARGUMENT', `${root} is not a directory`)
     const out: PutResult[] = []
     for (const f of walkFiles(root)) {
       const name = (opts.prefix ?? '') + relative(root, f).split(sep).join('/')
-      out.push(await this.put(f, { name, to: opts.to }))
+      aborted(opts.signal, `mput of ${root} (${out.length} files published)`)
+      out.push(await this.put(f, { name, to: opts.to, signal: opts.signal }))
     }
     return out
   }
@@ -110,8 +114,9 @@ export class Jobs implements JobsApi {
   private resolveName (nameOrRoot: string): StoredEntry {
     const byName = this.host.catalog.lookup(nameOrRoot)
     if (byName !== undefined) return byName
-    if (HEX_ROOT.test(nameOrRoot)) {
-      const hit = this.host.catalog.list().find(e => e.root.toString('hex') === nameOrRoot)
+    if (HEX_ROOT.test(nameOrRoot.toLowerCase())) {
+      const hex = nameOrRoot.toLowerCase()
+      const hit = this.host.catalog.list().find(e => e.root.toString('hex') === hex)
       if (hit !== undefined) return hit
     }
     throw new SwarmError('ERR_UNKNOWN_NAME', `no file named ${JSON.stringify(nameOrRoot)} in the catalog (swarm ls lists them)`)
@@ -122,10 +127,22 @@ export class Jobs implements JobsApi {
     const e = this.resolveName(nameOrRoot)
     const target = resolve(dest ?? basename(e.path))
     const finalDest = fs.statSync(target, { throwIfNoEntry: false })?.isDirectory() === true ? join(target, basename(e.path)) : target
-    if (opts.force !== true && fs.existsSync(finalDest)) throw new SwarmError('ERR_EXISTS', `${finalDest} exists (use --force to replace it)`)
+    const done = { ...toItem(e), dest: finalDest, bytesFetched: 0 }
+    // Everything about the destination is checked before a byte is fetched.
+    const there = fs.lstatSync(finalDest, { throwIfNoEntry: false })
+    if (there !== undefined) {
+      if (there.isDirectory()) throw new SwarmError('ERR_EXISTS', `${finalDest} is a directory`)
+      // Already this very content (a get or mget run again after an interruption): nothing to do.
+      if (there.isFile() && there.size === e.size && (await hashFile(finalDest).catch(() => null))?.root.equals(e.root) === true) return { ...done, seconds: (Date.now() - t0) / 1000 }
+      if (opts.force !== true) throw new SwarmError('ERR_EXISTS', `${finalDest} exists (use --force to replace it)`)
+    }
+    const parent = dirname(finalDest)
+    try { fs.accessSync(parent, fs.constants.W_OK) } catch {
+      throw new SwarmError('ERR_BAD_ARGUMENT', `cannot write into ${parent}: it does not exist or is not writable`)
+    }
     const bytesFetched = await this.fetchLocal(e, opts)
-    await this.host.blobs.export(this.host.blobs.get(e.root, e.size)!, finalDest, opts.force === true)
-    return { ...toItem(e), dest: finalDest, bytesFetched, seconds: (Date.now() - t0) / 1000 }
+    await this.host.blobs.export(this.host.blobs.get(e.root, e.size)!, finalDest, opts.force === true, opts.signal)
+    return { ...done, bytesFetched, seconds: (Date.now() - t0) / 1000 }
   }
 
   async mget (prefix: string, destDir?: string, opts: GetOptions = {}): Promise<GetResult[]> {
@@ -142,17 +159,24 @@ export class Jobs implements JobsApi {
     const base = resolve(destDir ?? '.')
     const out: GetResult[] = []
     let next = 0
-    let failed = false
+    // The first failure stops the others (their verified pieces are kept for the next run).
+    const stop = new AbortController()
+    const signal = opts.signal === undefined ? stop.signal : AbortSignal.any([opts.signal, stop.signal])
     const worker = async (): Promise<void> => {
-      while (next < items.length && !failed) {
+      while (next < items.length && !stop.signal.aborted) {
         const e = items[next++]!
         const dest = join(base, ...e.path.split('/'))
-        fs.mkdirSync(dirname(dest), { recursive: true })
-        try { out.push(await this.get(e.path, dest, opts)) } catch (err) { failed = true; throw err }
+        try {
+          try { fs.mkdirSync(dirname(dest), { recursive: true }) } catch (err) {
+            throw new SwarmError('ERR_EXISTS', `cannot make the folder for ${dest}: ${(err as Error).message}`)
+          }
+          out.push(await this.get(e.path, dest, { ...opts, signal }))
+        } catch (err) { if (!stop.signal.aborted) stop.abort(err); throw err }
       }
     }
     // Every worker stops taking files once one failed; the first failure is what the caller sees.
     const results = await Promise.allSettled(Array.from({ length: Math.min(MGET_PARALLEL, items.length) }, worker))
+    if (stop.signal.aborted) throw stop.signal.reason
     const firstFailure = results.find(r => r.status === 'rejected')
     if (firstFailure !== undefined) throw (firstFailure as PromiseRejectedResult).reason
     return out.sort((a, b) => a.name < b.name ? -1 : 1)
@@ -170,6 +194,8 @@ export class Jobs implements JobsApi {
     // An empty file needs nobody: its root says all there is (a wrong root is refused).
     if (size === 0) { this.host.blobs.adoptEmpty(root); return 0 }
     const total = pieceCount(size, PIECE_SIZE)
+    const free = freeBytes(this.host.blobs.dir)
+    if (free !== null && free < size) throw new SwarmError('ERR_NO_SPACE', `not enough room in the blob store for ${e.path}: ${size} bytes needed, ${free} free (${this.host.blobs.dir})`)
     const held = await this.holdings([{ root, size }])
     const any = held.some(h => h.holdings[0]!.have > 0)
     if (!any && this.host.blobBits(root, size) === undefined) {
@@ -226,9 +252,10 @@ export class Jobs implements JobsApi {
 
   async bcast (nameOrFile: string, opts: JobOptions = {}): Promise<BcastResult> {
     let e: StoredEntry
-    const asFile = resolve(nameOrFile)
-    if (this.host.catalog.lookup(nameOrFile) === undefined && fs.statSync(asFile, { throwIfNoEntry: false })?.isFile() === true) {
-      const put = await this.put(asFile)
+    // A catalog name wins; a file is only ever an absolute path (a relative one would be read
+    // against this process's directory, not the caller's).
+    if (this.host.catalog.lookup(nameOrFile) === undefined && isAbsolute(nameOrFile) && fs.statSync(nameOrFile, { throwIfNoEntry: false })?.isFile() === true) {
+      const put = await this.put(nameOrFile, { signal: opts.signal })
       e = this.resolveName(put.name)
     } else e = this.resolveName(nameOrFile)
     const t0 = Date.now()
@@ -336,6 +363,10 @@ export class Jobs implements JobsApi {
     }
     return out
   }
+}
+
+function aborted (signal: AbortSignal | undefined, what: string): void {
+  if (signal?.aborted === true) throw new SwarmError('ERR_ABORTED', `${what} interrupted`)
 }
 
 function toItem (e: { path: string, root: Buffer, size: number, mtime: number, by: string }): CatalogItem {

@@ -32,6 +32,7 @@ export interface JobPeer {
   off (event: 'closed', fn: (reason: string) => void): unknown
   sendFetch (req: number, root: Buffer, size: number, name: string): void
   sendProgress (req: number, have: number, total: number, state: FetchState, message?: string): void
+  sendCancel (req: number): void
   sendHoldsQuery (req: number, blobs: BlobRef[]): void
   sendHolds (req: number, storeBytes: number, holdings: Holding[]): void
 }
@@ -74,7 +75,7 @@ export class RemoteJobs {
 
   /** Asks `peer` to fetch a blob into its store; resolves when it holds a verified copy. */
   requestFetch (peer: JobPeer, blob: BlobRef, name: string, onProgress?: (p: FetchProgress) => void, signal?: AbortSignal): Promise<void> {
-    return this.request<void>(peer, req => peer.sendFetch(req, blob.root, blob.size, name), onProgress, signal)
+    return this.request<void>(peer, req => peer.sendFetch(req, blob.root, blob.size, name), onProgress, signal, req => peer.sendCancel(req))
   }
 
   /** What `peer` holds of each blob; a peer that does not answer in time holds nothing. */
@@ -88,7 +89,7 @@ export class RemoteJobs {
     } catch { return none } finally { clearTimeout(timer) }
   }
 
-  private request<T> (peer: JobPeer, send: (req: number) => void, onProgress?: (p: FetchProgress) => void, signal?: AbortSignal): Promise<T> {
+  private request<T> (peer: JobPeer, send: (req: number) => void, onProgress?: (p: FetchProgress) => void, signal?: AbortSignal, cancel?: (req: number) => void): Promise<T> {
     if (!peer.ready) return Promise.reject(new SwarmError('ERR_NO_HOLDER', `node ${peer.peerId} is not connected`))
     if (signal?.aborted === true) return Promise.reject(new SwarmError('ERR_ABORTED', 'aborted'))
     const req = this.nextReq
@@ -96,7 +97,7 @@ export class RemoteJobs {
     const key = peer.peerId + ':' + req
     return new Promise<T>((resolve, reject) => {
       const onClosed = (reason: string): void => { this.outbound.delete(key); cleanup(); reject(new SwarmError('ERR_NO_HOLDER', `node ${peer.peerId} disconnected: ${reason}`)) }
-      const onAbort = (): void => { this.outbound.delete(key); cleanup(); reject(new SwarmError('ERR_ABORTED', 'aborted')) }
+      const onAbort = (): void => { this.outbound.delete(key); cleanup(); cancel?.(req); reject(new SwarmError('ERR_ABORTED', 'aborted')) }
       const cleanup = (): void => { peer.off('closed', onClosed); signal?.removeEventListener('abort', onAbort) }
       peer.once('closed', onClosed)
       signal?.addEventListener('abort', onAbort, { once: true })
@@ -111,6 +112,7 @@ export class RemoteJobs {
     switch (msg.type) {
       case 'fetch': return this.onFetch(peer, msg.req, { root: msg.root, size: msg.size }, msg.name)
       case 'holds-query': return this.onHoldsQuery(peer, msg.req, msg.blobs)
+      case 'cancel': { this.inbound.get(peer.peerId)?.get(msg.req)?.(); return }
       case 'progress': {
         const key = peer.peerId + ':' + msg.req
         const o = this.outbound.get(key)
@@ -202,16 +204,17 @@ export class RemoteJobs {
       mine.delete(req)
       if (mine.size === 0 && this.inbound.get(peer.peerId) === mine) this.inbound.delete(peer.peerId)
     }
-    // The asker went away: nobody waits for the copy any more (a bcast would ask again).
-    const onClosed = (): void => { end(); f.release() }
+    // The asker went away, or cancelled (CANCEL): nobody waits for the copy any more.
+    let dropped = false
+    const onClosed = (): void => { dropped = true; end(); f.release() }
     peer.once('closed', onClosed)
-    mine.set(req, () => { end(); f.release() })
+    mine.set(req, onClosed)
     f.done.then(
       () => { end(); f.release(); peer.sendProgress(req, total, total, 'done') },
       (err: Error) => {
         end()
         f.release()
-        if (!peer.ready) return   // the asker left (and so let go of the fetch)
+        if (dropped || !peer.ready) return   // the asker left or cancelled (and so let go of the fetch)
         this.host.log('warn', `fetching ${name} for ${peer.peerId}: ${err.message}`)
         peer.sendProgress(req, 0, total, 'failed', err.message)
       }

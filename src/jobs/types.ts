@@ -33,7 +33,13 @@ export interface JobOptions {
   onProgress?: (e: ProgressEvent) => void
 }
 
-export interface PutOptions { name?: string, /** a peer id, or 'random': that node fetches a copy too */ to?: string }
+export interface PutOptions {
+  name?: string
+  /** a peer id, or 'random': that node fetches a copy too */
+  to?: string
+  /** checked before publishing (the copy and hash of one file are not interrupted) and between mput's files */
+  signal?: AbortSignal
+}
 export interface PutResult extends CatalogItem { placedOn?: string }
 
 export interface GetOptions extends JobOptions { force?: boolean }
@@ -73,7 +79,7 @@ export interface LocalChunk { root: string, size: number, have: number, pieces: 
  */
 export interface JobsApi {
   put (file: string, opts?: PutOptions): Promise<PutResult>
-  mput (dir: string, opts?: { prefix?: string, to?: string }): Promise<PutResult[]>
+  mput (dir: string, opts?: { prefix?: string, to?: string, signal?: AbortSignal }): Promise<PutResult[]>
   get (nameOrRoot: string, dest?: string, opts?: GetOptions): Promise<GetResult>
   mget (prefix: string, destDir?: string, opts?: GetOptions): Promise<GetResult[]>
   bcast (nameOrFile: string, opts?: JobOptions): Promise<BcastResult>

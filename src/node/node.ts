@@ -162,6 +162,8 @@ export class SwarmNode extends EventEmitter<NodeEvents> implements SessionHost {
     try { fs.mkdirSync(this.stateDir, { recursive: true, mode: 0o700 }); fs.accessSync(this.stateDir, fs.constants.W_OK) } catch (err) {
       throw new SwarmError('ERR_STATE_DIR', `state dir ${this.stateDir} is not writable: ${(err as Error).message}`)
     }
+    const trust = stateDirProblem(this.stateDir)
+    if (trust !== null) throw new SwarmError('ERR_STATE_DIR', trust)
     // The lock comes first: a second process on this state dir stops here, before touching anything.
     this.lock = new StateLock(this.stateDir)
     try {
@@ -514,6 +516,19 @@ export class SwarmNode extends EventEmitter<NodeEvents> implements SessionHost {
   // ---- content ------------------------------------------------------------------------------
 
   fetch (share: Share, entry: Entry, from: string): Promise<string> { return this.content.fetch(share, entry, from) }
+}
+
+/**
+ * Why another local user could tamper with this state dir (replace the control socket, read the
+ * index), or null. It holds the node's key and its control socket: it must be ours and closed to
+ * others' writes.
+ */
+export function stateDirProblem (dir: string): string | null {
+  const st = fs.statSync(dir)
+  const uid = process.getuid?.()
+  if (uid !== undefined && st.uid !== uid) return `state dir ${dir} belongs to uid ${st.uid}, not to you (uid ${uid}); use a state dir of your own`
+  if ((st.mode & 0o022) !== 0) return `state dir ${dir} is writable by other users (mode ${(st.mode & 0o777).toString(8)}); chmod 700 it`
+  return null
 }
 
 function checkShareId (id: string): string {

@@ -123,6 +123,7 @@ export class PeerSession extends EventEmitter<{ ready: [], shares: [], closed: [
   sendPeers (peers: PeerAddress[]): void { if (this.ready && peers.length > 0) this.sendRaw(encode.peers(peers)) }
   sendFetch (req: number, root: Buffer, size: number, name: string): void { if (this.ready) this.sendRaw(encode.fetch(req, root, size, name)) }
   sendProgress (req: number, have: number, total: number, state: FetchState, message = ''): void { if (this.ready) this.sendRaw(encode.progress(req, have, total, state, message)) }
+  sendCancel (req: number): void { if (this.ready) this.sendRaw(encode.cancel(req)) }
   sendHoldsQuery (req: number, blobs: BlobRef[]): void { if (this.ready) this.sendRaw(encode.holdsQuery(req, blobs)) }
   sendHolds (req: number, storeBytes: number, holdings: Holding[]): void { if (this.ready) this.sendRaw(encode.holds(req, storeBytes, holdings)) }
 
@@ -237,7 +238,7 @@ export class PeerSession extends EventEmitter<{ ready: [], shares: [], closed: [
         this.listenAddress = { peerId: this.peerId, ip: hostOf(this.conn.remoteAddress), port: msg.port }
         return this.host.onListen(this)
       case 'peers': return this.host.onPeers(this, msg.peers)
-      case 'fetch': case 'progress': case 'holds-query': case 'holds': return this.host.onJobMessage(this, msg)
+      case 'fetch': case 'progress': case 'cancel': case 'holds-query': case 'holds': return this.host.onJobMessage(this, msg)
     }
   }
 

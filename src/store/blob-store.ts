@@ -110,7 +110,7 @@ export class BlobStore {
    * place — linked when `dest` must not exist (so a file created meanwhile is not overwritten),
    * renamed over it with `force`. A full disk leaves nothing behind and says so.
    */
-  async export (blob: Blob, dest: string, force: boolean): Promise<void> {
+  async export (blob: Blob, dest: string, force: boolean, signal?: AbortSignal): Promise<void> {
     const dir = dirname(dest)
     const dst = fs.statSync(dest, { throwIfNoEntry: false })
     if (dst !== undefined && !force) throw new SwarmError('ERR_EXISTS', `${dest} exists (use --force to replace it)`)
@@ -122,6 +122,8 @@ export class BlobStore {
       await fsp.copyFile(blob.path, tmp, fs.constants.COPYFILE_FICLONE | fs.constants.COPYFILE_EXCL)
       const fh = await fsp.open(tmp, 'r')
       try { await fh.sync() } finally { await fh.close() }
+      // Interrupted while copying: nothing goes in place (and the temp file goes below).
+      if (signal?.aborted === true) throw new SwarmError('ERR_ABORTED', `get of ${dest} interrupted before it was put in place; run it again`)
       if (force) fs.renameSync(tmp, dest)
       else {
         try { fs.linkSync(tmp, dest) } catch (err) {

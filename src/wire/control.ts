@@ -17,6 +17,7 @@
 //   FETCH     u32 req ‖ 32 root ‖ f64 size ‖ str name      — "fetch this blob into your store" (put --to, bcast, diffuse)
 //   PROGRESS  u32 req ‖ u32 have ‖ u32 total ‖ u8 state ‖ str message
 //                                                          — how that fetch goes (state 0 running, 1 done, 2 failed)
+//   CANCEL    u32 req                                      — "stop the FETCH I asked for" (Ctrl-C on bcast, put --to, diffuse)
 //   HOLDS?    u32 req ‖ u16 n ‖ n × (32 root ‖ f64 size)   — "which of these do you hold, and how much?"
 //   HOLDS     u32 req ‖ f64 storeBytes ‖ u16 n ‖ n × (u32 have ‖ bytes bitfield)
 //                                                          — verified pieces of each (bitfield only when partial)
@@ -46,7 +47,7 @@ const MAX_SHARES_PER_FRAME = 4096
  */
 export const MAX_HANDSHAKE_FRAME = 512
 
-export const MSG = { HELLO: 1, AUTH: 2, SHARES: 3, SUBSCRIBE: 4, ENTRIES: 5, ROOT: 6, ERROR: 7, ACK: 8, LISTEN: 9, PEERS: 10, FETCH: 11, PROGRESS: 12, HOLDS_QUERY: 13, HOLDS: 14 } as const
+export const MSG = { HELLO: 1, AUTH: 2, SHARES: 3, SUBSCRIBE: 4, ENTRIES: 5, ROOT: 6, ERROR: 7, ACK: 8, LISTEN: 9, PEERS: 10, FETCH: 11, PROGRESS: 12, HOLDS_QUERY: 13, HOLDS: 14, CANCEL: 15 } as const
 /** A holdings query names at most this many blobs (mget of a big prefix is split into several). */
 export const MAX_HOLDS_PER_FRAME = 4096
 /** Reasons and names in job messages are for logs and progress lines: cut to this. */
@@ -82,10 +83,11 @@ export type ControlMessage =
   | { type: 'fetch', req: number, root: Buffer, size: number, name: string }
   | { type: 'progress', req: number, have: number, total: number, state: FetchState, message: string }
   | { type: 'holds-query', req: number, blobs: BlobRef[] }
+  | { type: 'cancel', req: number }
   | { type: 'holds', req: number, storeBytes: number, holdings: Holding[] }
 
 /** The messages of the distribution jobs (jobs/remote.ts). */
-export type JobMessage = Extract<ControlMessage, { type: 'fetch' | 'progress' | 'holds-query' | 'holds' }>
+export type JobMessage = Extract<ControlMessage, { type: 'fetch' | 'progress' | 'cancel' | 'holds-query' | 'holds' }>
 
 function frame (type: number, body: (w: Writer) => void, sizeHint = 256): Buffer {
   const w = new Writer(sizeHint).u32(0).u8(type)
@@ -156,6 +158,7 @@ export const encode = {
   fetch: (req: number, root: Buffer, size: number, name: string) => frame(MSG.FETCH, w => w.u32(req).raw(root).f64(size).str(name.slice(0, MAX_JOB_TEXT))),
   progress: (req: number, have: number, total: number, state: FetchState, message = '') =>
     frame(MSG.PROGRESS, w => w.u32(req).u32(have).u32(total).u8(FETCH_STATES.indexOf(state)).str(message.slice(0, MAX_JOB_TEXT))),
+  cancel: (req: number) => frame(MSG.CANCEL, w => w.u32(req)),
   holdsQuery: (req: number, blobs: BlobRef[]) => frame(MSG.HOLDS_QUERY, w => {
     w.u32(req).u16(blobs.length)
     for (const b of blobs) w.raw(b.root).f64(b.size)
@@ -252,6 +255,7 @@ export function decode (body: Buffer): ControlMessage {
       msg = { type: 'progress', ...m, state: m.state }
       break
     }
+    case MSG.CANCEL: msg = { type: 'cancel', req: r.u32() }; break
     case MSG.HOLDS_QUERY: {
       const req = r.u32()
       const n = r.u16()
