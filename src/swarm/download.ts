@@ -522,10 +522,20 @@ export class Download extends EventEmitter implements PieceSource {
     }
   }
 
-  /** A piece `peer` refused once is asked of it again only after REFUSED_WAIT_MS, and only if no other peer has it. */
+  /**
+   * A piece `peer` refused once is asked of it again only after REFUSED_WAIT_MS, and only if no
+   * other peer that holds it is still willing (has not refused it too). Every complete holder
+   * hands pieces out in rounds (super-seeding), so at the tail all of them may have refused a
+   * piece once: then each is asked again rather than none ever.
+   */
   private mayAskAgain (peer: Peer, index: number, now: number): boolean {
     const until = peer.refusedUntil.get(index)
-    return until === undefined || (now >= until && this.picker.holders(index) <= 1)
+    if (until === undefined) return true
+    if (now < until) return false
+    for (const p of this.peers) {
+      if (p !== peer && !p.closed && p.has(index) && !p.badPieces.has(index) && !p.refusedUntil.has(index)) return false
+    }
+    return true
   }
 
   /** nothing idle for this peer: duplicate a piece that is already requested elsewhere */
