@@ -24,6 +24,7 @@ import { SwarmError } from '../errors.js'
 import { shareIdProblem } from '../model/rules.js'
 import type { PeerAddress, ShareInfo, WireEntry } from '../wire/control.js'
 import { parseHostPort } from './address.js'
+import { Dialer } from './dialer.js'
 import { deriveAuthKey } from './auth.js'
 import { Admission, type AdmissionLimits } from './admission.js'
 import { printable } from '../model/printable.js'
@@ -36,16 +37,6 @@ import type { NodeInfo } from '../jobs/types.js'
 /** What replicates entries with peers: a share, or the jobs' catalog (it has no folder). */
 type Replica = Share | Catalog
 
-/** Redial backoff for --peer addresses: first retry, growth, ceiling. */
-export const REDIAL_MIN_MS = 250
-export const REDIAL_MAX_MS = 5000
-/**
- * Peers a node connects to through peer exchange, in all: a full mesh up to here, a bounded random
- * set beyond (a file still reaches everyone through the swarm). --peer addresses are always dialed.
- */
-export const MAX_PEERS = 50
-/** Nodes remembered from peer exchange for `swarm nodes` (connected or not). */
-const MAX_KNOWN_NODES = 10_000
 /** Acks arrive with every batch; tombstones are collected at most this often per share. */
 const TOMBSTONE_GC_DELAY_MS = 1000
 /** One log line is cut to this many characters (control characters are escaped as well). */
@@ -106,21 +97,17 @@ export class SwarmNode extends EventEmitter<NodeEvents> implements SessionHost {
   private readonly sessions = new Map<string, PeerSession>()
   private readonly lastInSync = new Map<string, string>()
   private readonly rootTimers = new Set<string>()
-  private readonly dialers: Array<{ stop: () => void }> = []
   private stopped = false
   private wirePeerId!: Buffer
   private lock: StateLock | null = null
   private readonly gcTimers = new Map<string, NodeJS.Timeout>()
-  /** Peers learned by exchange that are being dialed. */
-  private readonly learning = new Set<string>()
   private readonly content: ContentExchange
   /** The jobs' content (complete files by root) and the replicated names for it. */
   blobs!: BlobStore
   catalog!: Catalog
   /** The distribution jobs (put / get / bcast / ...): the library face of jobs/jobs.ts. */
   jobs!: Jobs
-  /** Where peers learned by exchange listen, by PeerId (for `swarm nodes`). */
-  private readonly learned = new Map<string, string>()
+  private readonly dialer: Dialer
 
   constructor (private readonly opts: NodeOptions) {
     super()
@@ -137,6 +124,15 @@ export class SwarmNode extends EventEmitter<NodeEvents> implements SessionHost {
       compress: opts.compress === true,
       sessions: () => this.sessions.values(),
       onFetched: (e) => this.emit('fetched', e),
+      log: (level, msg) => this.log(level, msg)
+    })
+    this.dialer = new Dialer({
+      get peerId () { return node.peerId },
+      get transport () { return node.transport },
+      get stopped () { return node.stopped },
+      sessions: this.sessions,
+      peerExchange: opts.peerExchange !== false,
+      openSession: conn => this.openSession(conn),
       log: (level, msg) => this.log(level, msg)
     })
   }
@@ -187,7 +183,7 @@ export class SwarmNode extends EventEmitter<NodeEvents> implements SessionHost {
     }
     this.emit('listening', { address: this.address, peerId: this.peerId })
     for (const s of specs) await this.addShare(s.dir, s.id, { acceptEmpty: s.acceptEmpty })
-    for (const p of this.opts.peers ?? []) this.dialForever(p)
+    for (const p of this.opts.peers ?? []) this.dialer.dialForever(p)
   }
 
   private wirePeerIdInit (): void {
@@ -221,7 +217,7 @@ export class SwarmNode extends EventEmitter<NodeEvents> implements SessionHost {
       const addr = s.listenAddress === null ? s.conn.remoteAddress : `${s.listenAddress.ip}:${s.listenAddress.port}`
       out.push({ peerId: s.peerId, address: addr, connected: true })
     }
-    for (const [peerId, address] of this.learned) if (!out.some(n => n.peerId === peerId)) out.push({ peerId, address, connected: false })
+    for (const [peerId, address] of this.dialer.learned) if (!out.some(n => n.peerId === peerId)) out.push({ peerId, address, connected: false })
     return out
   }
 
@@ -229,7 +225,7 @@ export class SwarmNode extends EventEmitter<NodeEvents> implements SessionHost {
     if (this.stopped) return
     this.stopped = true
     this.jobs?.stop()
-    for (const d of this.dialers) d.stop()
+    this.dialer.stop()
     for (const t of this.gcTimers.values()) clearTimeout(t)
     for (const s of this.shares.values()) s.stop()
     this.content.stop()
@@ -357,41 +353,10 @@ export class SwarmNode extends EventEmitter<NodeEvents> implements SessionHost {
     }, TOMBSTONE_GC_DELAY_MS).unref())
   }
 
-  // ---- peer exchange: one bootstrap address is enough ------------------------------------------
+  // ---- peer exchange (dialer.ts) ----------------------------------------------------------------
 
-  /** A peer said where it listens: tell it of the others, and the others of it. */
-  onListen (session: PeerSession): void {
-    const others = [...this.sessions.values()].filter(s => s !== session && s.ready && s.listenAddress !== null)
-    session.sendPeers(others.map(s => s.listenAddress!))
-    for (const s of others) s.sendPeers([session.listenAddress!])
-  }
-
-  /** Peers learned from a peer: dial those we are not connected to, up to MAX_PEERS, in random order. */
-  onPeers (_session: PeerSession, peers: PeerAddress[]): void {
-    for (const p of peers) if (p.peerId !== this.peerId && this.learned.size < MAX_KNOWN_NODES) this.learned.set(p.peerId, `${p.ip}:${p.port}`)
-    if (this.opts.peerExchange === false) return
-    const fresh = peers.filter(p => p.peerId !== this.peerId && !this.sessions.has(p.peerId) && !this.learning.has(p.peerId))
-    for (let i = fresh.length - 1; i > 0; i--) { const j = Math.floor(Math.random() * (i + 1)); [fresh[i], fresh[j]] = [fresh[j]!, fresh[i]!] }
-    for (const p of fresh) {
-      if (this.stopped || this.sessions.size + this.learning.size >= MAX_PEERS) return
-      void this.dialLearned(p)
-    }
-  }
-
-  /** One try at a peer learned by exchange; no retries (peers hear of each other again as nodes connect). */
-  private async dialLearned (p: PeerAddress): Promise<void> {
-    this.learning.add(p.peerId)
-    try {
-      const conn = await this.transport.dial(p.ip, p.port)
-      if (this.stopped || conn.remotePeerId !== p.peerId || this.sessions.has(p.peerId)) { conn.close(this.stopped ? 'node stopping' : 'not the peer that was named'); return }
-      const session = await this.openSession(conn)
-      await new Promise<void>(resolve => { session.once('ready', () => resolve()); session.once('closed', () => resolve()) })
-    } catch (err) {
-      this.log('info', `peer exchange: cannot reach ${p.peerId} at ${p.ip}:${p.port}: ${(err as Error).message}`)
-    } finally {
-      this.learning.delete(p.peerId)
-    }
-  }
+  onListen (session: PeerSession): void { this.dialer.onListen(session) }
+  onPeers (session: PeerSession, peers: PeerAddress[]): void { this.dialer.onPeers(session, peers) }
 
   onRoot (_session: PeerSession, shareId: string): void {
     const share = this.replica(shareId)
@@ -464,51 +429,6 @@ export class SwarmNode extends EventEmitter<NodeEvents> implements SessionHost {
       this.emit('peer-disconnected', { peerId: session.peerId, reason })
     })
     return session
-  }
-
-  /** Keeps a connection to a --peer address, redialing with backoff. */
-  private dialForever (address: string): void {
-    const { host, port } = parseHostPort(address)
-    let stop = false
-    let wake: (() => void) | null = null
-    let knownPeer: string | null = null
-    this.dialers.push({ stop: () => { stop = true; wake?.() } })
-    const sleep = (ms: number) => new Promise<void>(resolve => { wake = resolve; setTimeout(resolve, ms).unref() })
-    void (async () => {
-      let delay = REDIAL_MIN_MS
-      let lastError = ''
-      while (!stop && !this.stopped) {
-        const existing = knownPeer === null ? undefined : this.sessions.get(knownPeer)
-        if (existing !== undefined && !existing.isClosed) {
-          await new Promise<void>(resolve => { wake = resolve; existing.once('closed', () => resolve()) })
-          continue
-        }
-        try {
-          const conn = await this.transport.dial(host, port)
-          if (stop || this.stopped) { conn.close('node stopping'); return }
-          if (conn.remotePeerId === this.peerId) {
-            conn.close('dialed itself')
-            this.log('warn', `--peer ${address} is this node's own address; not dialing it`)
-            return
-          }
-          knownPeer = conn.remotePeerId
-          const session = await this.openSession(conn)
-          const outcome = await new Promise<boolean>(resolve => {
-            session.once('ready', () => resolve(true))
-            session.once('closed', () => resolve(false))
-          })
-          if (outcome) { delay = REDIAL_MIN_MS; lastError = '' }
-          await new Promise<void>(resolve => { if (session.isClosed) resolve(); else session.once('closed', () => resolve()) })
-          if (!outcome) await sleep(delay = Math.min(delay * 2, REDIAL_MAX_MS))
-        } catch (err) {
-          const msg = (err as Error).message
-          if (msg !== lastError) this.log('warn', `cannot reach peer ${address}: ${msg}; retrying with backoff`)
-          lastError = msg
-          await sleep(delay)
-          delay = Math.min(delay * 2, REDIAL_MAX_MS)
-        }
-      }
-    })()
   }
 
   onJobMessage (session: PeerSession, msg: JobMessage): void { this.jobs.remote.onMessage(session, msg) }
