@@ -540,3 +540,29 @@ test('super-seeding: a piece already handed out to one peer is refused once to a
     assert.equal((await requestP(two.wire, 1, 0, len)).length, len, 'asked again (nobody else had it to give): served')
   } finally { one.sock.destroy(); two.sock.destroy() }
 })
+
+test('at the tail, a piece every complete holder refused once is asked again and the download completes', async () => {
+  const f = makeFile(4 * PIECE_SIZE)
+  const s1 = fileSource(f)
+  const s2 = fileSource(f)
+  // Both holders have handed piece 0 out already (and nothing else): each refuses it once.
+  const warm = [await rawClient(s1), await rawClient(s2)]
+  try {
+    for (const w of warm) assert.equal((await requestP(w.wire, 0, 0, PIECE_SIZE)).length, PIECE_SIZE)
+    // The downloader holds every piece but 0 already (a resumed part file).
+    const partPath = tmp('tail.part')
+    writeFileSync(partPath, Buffer.concat([Buffer.alloc(PIECE_SIZE), f.data.subarray(PIECE_SIZE)]))
+    const d = newDownload(f, { partPath, have: Uint8Array.from([0b01110000]) })
+    const peers = (d as unknown as { peers: Set<{ refusedUntil: Map<number, number> }> }).peers
+    const refusedBy = (n: number) => [...peers].filter(p => p.refusedUntil.has(0)).length >= n
+    // One holder at a time, so the second refusal finds nothing in flight (no endgame duplicate to ride on).
+    await link(d, s1, 'one')
+    void d.start().catch(() => {})
+    await until(() => refusedBy(1), 'the first holder to refuse piece 0')
+    await link(d, s2, 'two')
+    await until(() => refusedBy(2), 'the second holder to refuse piece 0')
+    await Promise.race([d.start(), new Promise((_resolve, reject) => setTimeout(() => reject(new Error('stalled: piece 0 never asked again')), 10_000))])
+    assert.ok(readFileSync(d.partPath).equals(f.data))
+    d.close()
+  } finally { for (const w of warm) w.sock.destroy() }
+})
