@@ -14,7 +14,6 @@ import { bumpVersion, compareVersions, maxCounter, mergeVersions } from '../mode
 import { pathProblem } from '../model/paths.js'
 import type { WireEntry } from '../wire/control.js'
 import { SwarmError } from '../errors.js'
-import { ZERO_ROOT } from '../merkle/bep52.js'
 
 /** The share id the catalog replicates under. '~' cannot start a user's share id (node.ts refuses it). */
 export const CATALOG_ID = '~catalog'
@@ -47,6 +46,9 @@ export class Catalog extends EventEmitter<{ changed: [] }> {
   /** Names that hold this content. */
   namesOf (root: Buffer, size: number): string[] { return this.db.entriesWithRoot(CATALOG_ID, root, size).map(e => e.path) }
 
+  /** A live entry with this root (any size), or undefined. */
+  byRoot (root: Buffer): StoredEntry | undefined { return this.db.entriesWithRoot(CATALOG_ID, root)[0] }
+
   list (prefix = ''): StoredEntry[] { return this.db.liveWithPrefix(CATALOG_ID, prefix) }
 
   /** Publishes `name` → (root, size) as a new version of the name, after every version seen. */
@@ -59,15 +61,6 @@ export class Catalog extends EventEmitter<{ changed: [] }> {
     this.put(e, '')
     this.emit('changed')
     return e
-  }
-
-  /** Removes a name from the catalog (a tombstone every node applies); the blobs stay where they are. */
-  remove (name: string): boolean {
-    const cur = this.lookup(name)
-    if (cur === undefined) return false
-    this.put({ ...cur, deleted: true, size: 0, root: ZERO_ROOT, mtime: Date.now(), version: bumpVersion(cur.version, this.shortId, this.clock), by: this.shortId }, '')
-    this.emit('changed')
-    return true
   }
 
   /** The next batch of catalog entries after `fromSeq` for peer `to` (entries that came from `to` are not echoed). */

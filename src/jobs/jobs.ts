@@ -44,7 +44,8 @@ export interface JobsHost {
   blobBits (root: Buffer, size: number, withBitfield?: boolean): { have: number, bitfield: Buffer, peers: number } | undefined
   /** The verified-pieces record of an interrupted blob download, if any. */
   savedBits (root: Buffer, size: number): Uint8Array | null
-  uploadedBytes (root: Buffer): number
+  /** Counts this node's piece uploads of `root` until stop(). */
+  watchUploads (root: Buffer): { bytes: () => number, stop: () => void }
   putLayer (root: Buffer, layer: Buffer): void
   log (level: 'info' | 'warn' | 'error', msg: string): void
 }
@@ -115,8 +116,7 @@ export class Jobs implements JobsApi {
     const byName = this.host.catalog.lookup(nameOrRoot)
     if (byName !== undefined) return byName
     if (HEX_ROOT.test(nameOrRoot.toLowerCase())) {
-      const hex = nameOrRoot.toLowerCase()
-      const hit = this.host.catalog.list().find(e => e.root.toString('hex') === hex)
+      const hit = this.host.catalog.byRoot(Buffer.from(nameOrRoot, 'hex'))
       if (hit !== undefined) return hit
     }
     throw new SwarmError('ERR_UNKNOWN_NAME', `no file named ${JSON.stringify(nameOrRoot)} in the catalog (swarm ls lists them)`)
@@ -261,7 +261,7 @@ export class Jobs implements JobsApi {
     const t0 = Date.now()
     const blob = { root: e.root, size: e.size }
     const total = pieceCount(e.size, PIECE_SIZE)
-    const uploadedBefore = this.host.uploadedBytes(e.root)
+    const uploads = this.host.watchUploads(e.root)
     const peers = this.host.peers()
     const state = new Map<string, NodeProgress>()
     const report = (): void => {
@@ -285,7 +285,7 @@ export class Jobs implements JobsApi {
         (err: Error) => { state.set(peer.peerId, { peerId: peer.peerId, have: state.get(peer.peerId)?.have ?? 0, total, state: 'failed', error: err.message }) }
       ))
     }
-    try { await Promise.all(jobs) } finally { clearInterval(timer) }
+    try { await Promise.all(jobs) } finally { clearInterval(timer); uploads.stop() }
     if (opts.signal?.aborted === true) throw new SwarmError('ERR_ABORTED', `bcast of ${e.path} interrupted`)
     report()
     const seconds = (Date.now() - t0) / 1000
@@ -294,7 +294,7 @@ export class Jobs implements JobsApi {
     return {
       name: e.path, root: e.root.toString('hex'), size: e.size, nodes, seconds,
       bytesPerSecond: seconds > 0 ? e.size * fetched / seconds : 0,
-      sourceCopies: e.size > 0 ? (this.host.uploadedBytes(e.root) - uploadedBefore) / e.size : 0
+      sourceCopies: e.size > 0 ? uploads.bytes() / e.size : 0
     }
   }
 

@@ -101,8 +101,8 @@ export class ContentExchange {
   private readonly started = new EventEmitter().setMaxListeners(0)
   private readonly shareSlots = new SlotPool(MAX_CONCURRENT_FETCHES)
   private readonly blobSlots = new SlotPool(MAX_CONCURRENT_BLOB_FETCHES)
-  /** Bytes of piece data uploaded, by hex root (the jobs report a broadcast source's upload). */
-  private readonly uploaded = new Map<string, number>()
+  /** Bytes of piece data uploaded, by hex root, for the roots someone watches (a bcast reports its source's upload). */
+  private readonly uploaded = new Map<string, { bytes: number, watchers: number }>()
 
   constructor (private readonly host: ContentHost) {}
 
@@ -176,14 +176,28 @@ export class ContentExchange {
     const slot = this.downloads.get('blob:' + size + ':' + root.toString('hex'))
     const dl = slot?.dl
     if (dl == null) return undefined
-    return { have: dl.verifiedCount, bitfield: withBitfield ? Buffer.from(dl.haveBitfield()) : Buffer.alloc(0), peers: slot!.holders.size }
+    const bits = withBitfield ? dl.haveBitfield() : null   // already a copy
+    return { have: dl.verifiedCount, bitfield: bits === null ? Buffer.alloc(0) : Buffer.from(bits.buffer, bits.byteOffset, bits.byteLength), peers: slot!.holders.size }
   }
 
-  /** Piece bytes uploaded for this root since the node started. */
-  uploadedBytes (root: Buffer): number { return this.uploaded.get(root.toString('hex')) ?? 0 }
-  countUpload (root: Buffer, bytes: number): void {
+  /** Counts the piece bytes uploaded for `root` from now until stop(); only watched roots are counted. */
+  watchUploads (root: Buffer): { bytes: () => number, stop: () => void } {
     const k = root.toString('hex')
-    this.uploaded.set(k, (this.uploaded.get(k) ?? 0) + bytes)
+    const w = this.uploaded.get(k) ?? { bytes: 0, watchers: 0 }
+    w.watchers++
+    this.uploaded.set(k, w)
+    const start = w.bytes
+    let stopped = false
+    return {
+      bytes: () => w.bytes - start,
+      stop: () => { if (stopped) return; stopped = true; if (--w.watchers === 0) this.uploaded.delete(k) }
+    }
+  }
+
+  countUpload (root: Buffer, bytes: number): void {
+    if (this.uploaded.size === 0) return
+    const w = this.uploaded.get(root.toString('hex'))
+    if (w !== undefined) w.bytes += bytes
   }
 
   private run (key: string, entry: { path: string, root: Buffer, size: number }, scope: Scope): Slot {

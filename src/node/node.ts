@@ -203,7 +203,7 @@ export class SwarmNode extends EventEmitter<NodeEvents> implements SessionHost {
       fetchBlob: (root, size, name) => content.fetchBlob(root, size, name),
       blobBits: (root, size, withBitfield) => content.blobBits(root, size, withBitfield),
       savedBits: (root, size) => this.db.getPartial(blobPartialKey(root, size)),
-      uploadedBytes: root => content.uploadedBytes(root),
+      watchUploads: root => content.watchUploads(root),
       putLayer: (root, layer) => this.db.putLayer(root, layer),
       log: (level, msg) => this.log(level, msg)
     })

@@ -146,7 +146,7 @@ export class IndexDb {
       putBlob: d.prepare('INSERT OR IGNORE INTO blobs (root, size, added) VALUES (?, ?, ?)'),
       deleteBlob: d.prepare('DELETE FROM blobs WHERE root = ? AND size = ?'),
       allBlobs: d.prepare('SELECT root, size FROM blobs'),
-      entriesByRoot: d.prepare('SELECT * FROM entries WHERE share = ? AND root = ? AND size = ? AND deleted = 0'),
+      entriesByRoot: d.prepare('SELECT * FROM entries WHERE share = ? AND root = ? AND deleted = 0'),
       liveFrom: d.prepare('SELECT * FROM entries WHERE share = ? AND path >= ? ORDER BY path')
     }
   }
@@ -307,9 +307,10 @@ export class IndexDb {
   deleteBlob (root: Buffer, size: number): void { this.st.deleteBlob.run(root, size) }
   allBlobs (): Array<{ root: Buffer, size: number }> { return this.st.allBlobs.all() as Array<{ root: Buffer, size: number }> }
 
-  /** Live entries of a share (the catalog) with this content. */
-  entriesWithRoot (share: string, root: Buffer, size: number): StoredEntry[] {
-    return (this.st.entriesByRoot.all(share, root, size) as EntryRow[]).map(rowToStored)
+  /** Live entries of a share (the catalog) with this root, and this size if given (by the root index). */
+  entriesWithRoot (share: string, root: Buffer, size?: number): StoredEntry[] {
+    const rows = (this.st.entriesByRoot.all(share, root) as EntryRow[]).map(rowToStored)
+    return size === undefined ? rows : rows.filter(e => e.size === size)
   }
 
   /** Live entries of a share whose path starts with `prefix`, in path order. */
