@@ -64,6 +64,8 @@ export const ENDGAME_DUPLICATES = 2
  * 11.4 copies uploaded in all for 7 needed.
  */
 export const ENDGAME_MAX_INFLIGHT = 16
+/** verified pieces are written in runs of adjacent pieces of at most this many bytes (see write()) */
+export const WRITE_RUN_BYTES = 4 * 1024 * 1024
 
 export interface DownloadOptions {
   root: Buffer
@@ -106,11 +108,14 @@ function asSwarmError (err: unknown): SwarmError {
   return isSwarmError(err) ? err : new SwarmError('ERR_PROTOCOL', (err as Error)?.message ?? String(err), { cause: err })
 }
 
-async function writeAll (fh: FileHandle, buf: Buffer, pos: number): Promise<void> {
-  let off = 0
-  while (off < buf.length) {
-    const { bytesWritten } = await fh.write(buf, off, buf.length - off, pos + off)
-    off += bytesWritten
+/** writes bufs back to back from pos, however many calls it takes */
+async function writevAll (fh: FileHandle, bufs: Buffer[], pos: number): Promise<void> {
+  let rest = bufs
+  while (rest.length > 0) {
+    let { bytesWritten } = await fh.writev(rest, pos)
+    pos += bytesWritten
+    while (rest.length > 0 && bytesWritten >= rest[0]!.length) { bytesWritten -= rest[0]!.length; rest = rest.slice(1) }
+    if (bytesWritten > 0) rest = [rest[0]!.subarray(bytesWritten), ...rest.slice(1)]
   }
 }
 
@@ -139,6 +144,8 @@ export class Download extends EventEmitter implements PieceSource {
   private fh: FileHandle | null = null
   private io = 0 // reads + writes in flight on fh
   private pendingPieces = 0 // verifying + writing
+  private readonly writeQueue: Array<{ index: number, piece: Buffer }> = [] // verified, waiting for the disk
+  private writing = false // drainWrites() is running
   private fileClosing = false
   private serving = 0 // wires serving from us (retain/release); the finished part file stays open while > 0
   private running = false // part file open, requests may go out
@@ -657,27 +664,50 @@ export class Download extends EventEmitter implements PieceSource {
 
   // ---- disk
 
+  /**
+   * Verified pieces go to the disk in index order, one positional writev per run of adjacent
+   * pieces (up to WRITE_RUN_BYTES), one run at a time. Measured on a 2-core VM writing 256 MiB
+   * into the page cache: 256 KiB writes four at a time cost 330–570 ms of CPU (the threads
+   * contend for the inode lock), 4 MiB writev one at a time 90–140 ms.
+   */
   private write (index: number, piece: Buffer): void {
-    const fh = this.fh as FileHandle
     this.io++
-    writeAll(fh, piece, index * this.pieceSize).then(
-      () => {
+    this.writeQueue.push({ index, piece })
+    if (!this.writing) void this.drainWrites()
+  }
+
+  private async drainWrites (): Promise<void> {
+    const fh = this.fh as FileHandle
+    this.writing = true
+    while (this.writeQueue.length > 0) {
+      const queued = this.writeQueue.sort((x, y) => x.index - y.index)
+      let n = 1
+      let bytes = queued[0]!.piece.length
+      while (n < queued.length && queued[n]!.index === queued[n - 1]!.index + 1 && bytes + queued[n]!.piece.length <= WRITE_RUN_BYTES) bytes += queued[n++]!.piece.length
+      const run = queued.splice(0, n)
+      try {
+        await writevAll(fh, run.map(w => w.piece), run[0]!.index * this.pieceSize)
+      } catch (err) {
+        const lost = [...run, ...this.writeQueue.splice(0)]
+        this.pendingPieces -= lost.length
+        this.io -= lost.length
+        this.writing = false
+        this.fail(diskError(err, this.partPath))
+        this.maybeCloseFile()
+        return
+      }
+      for (const { index } of run) {
         this.pendingPieces--
         this.io--
         this.bits[index >> 3] |= 0x80 >> (index & 7)
         this.written++
-        this.maybeCloseFile()
         this.emit('verified', index)
         this.emit('have', index)
-        this.checkDone()
         if (this.pendingPieces === MAX_PENDING_PIECES - 1) this.scheduleFill()
-      },
-      (err) => {
-        this.pendingPieces--
-        this.io--
-        this.fail(diskError(err, this.partPath))
-        this.maybeCloseFile()
       }
-    )
+      this.maybeCloseFile()
+      this.checkDone()
+    }
+    this.writing = false
   }
 }
