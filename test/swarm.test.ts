@@ -566,3 +566,34 @@ test('at the tail, a piece every complete holder refused once is asked again and
     d.close()
   } finally { for (const w of warm) w.sock.destroy() }
 })
+
+test('local pieces: those found locally are verified and copied, not requested; a wrong or unreadable one is fetched', async () => {
+  const f = makeFile(20 * PIECE_SIZE + 1234)
+  const n = pieceCount(f.data.length)
+  const src = new WrappedSource(fileSource(f), {})
+  const piece = (i: number) => f.data.subarray(i * PIECE_SIZE, Math.min((i + 1) * PIECE_SIZE, f.data.length))
+  // Pieces 0..14 are "on disk"; 3 reads back changed (rewritten behind the index), 7 cannot be read.
+  const local = new Map<string, Buffer>()
+  for (let i = 0; i < 15; i++) local.set(f.layer.subarray(i * 32, i * 32 + 32).toString('hex'), i === 3 ? randomBytes(PIECE_SIZE) : piece(i))
+  let closed = 0
+  const localPieces = {
+    has: (h: Buffer) => local.has(h.toString('hex')),
+    read: async (h: Buffer, len: number) => {
+      const b = local.get(h.toString('hex'))
+      return b === undefined || b === local.get(f.layer.subarray(7 * 32, 8 * 32).toString('hex')) ? null : b.subarray(0, len)
+    },
+    close: () => { closed++ }
+  }
+  const d = newDownload(f, { localPieces }) // no layer given: it comes from the peer first
+  await link(d, src, 'h')
+  await d.start()
+  assert.ok(readFileSync(d.partPath).equals(f.data))
+  assert.equal(d.stats.piecesReused, 13)
+  assert.equal(d.stats.bytesReused, 13 * PIECE_SIZE)
+  assert.equal(d.stats.reuseFailures, 2)
+  assert.equal(d.stats.piecesFetched, n - 13)
+  assert.equal(d.stats.verifyFailures, 0, 'a bad local copy is not held against a peer')
+  assert.deepEqual([...src.reads.keys()].sort((a, b) => a - b), [3, 7, ...Array.from({ length: n - 15 }, (_, k) => 15 + k)])
+  assert.equal(closed, 1)
+  d.close()
+})

@@ -16,6 +16,9 @@ import { type Entry, sameLocal } from '../model/entry.js'
 import { STREAM_PIECES, STREAM_PIECES_DEFLATE, type PeerSession } from './session.js'
 import { deflateDuplex } from '../transport/deflate.js'
 import { Download } from '../swarm/download.js'
+import type { LocalPieces } from '../swarm/local-copy.js'
+import { LocalPieceFinder } from './local-pieces.js'
+import { PIECE_SIZE } from '../merkle/bep52.js'
 import { FileSource, type PieceSource } from '../swarm/source.js'
 import type { BlobStore } from '../store/blob-store.js'
 import { hashFile } from '../merkle/hash-file.js'
@@ -42,8 +45,14 @@ export const MAX_CONCURRENT_BLOB_FETCHES = 8
 /** A blob download with no new verified piece for this long fails (nobody has what it lacks); its verified pieces are kept. */
 export const BLOB_NO_PROGRESS_MS = 20_000
 
-/** share: '' for a blob of the jobs' store (path is then its name). */
-export interface FetchedEvent { share: string, path: string, root: string, pieces: number, bytes: number, perPeer: Record<string, number> }
+/**
+ * share: '' for a blob of the jobs' store (path is then its name). pieces/bytes came over the
+ * network; reusedPieces/reusedBytes were copied from files already on this node (local-pieces.ts).
+ */
+export interface FetchedEvent {
+  share: string, path: string, root: string, pieces: number, bytes: number, perPeer: Record<string, number>,
+  reusedPieces: number, reusedBytes: number
+}
 
 export interface ContentHost {
   readonly db: IndexDb
@@ -72,6 +81,8 @@ interface Scope {
   partPath: string
   /** Takes the verified part file over (renames it away); returns the final path. */
   finish: (partPath: string) => string
+  /** Where pieces held locally may be copied from instead of fetched. */
+  localPieces: () => LocalPieces
 }
 
 interface Slot { dl: Download | null, done: Promise<string>, scope: Scope, holders: Set<PeerSession>, waiters: number, bytesFetched: number }
@@ -131,7 +142,8 @@ export class ContentExchange {
       partPath: join(share.disk.tmpDir, `${entry.root.toString('hex')}-${entry.size}.part`),
       // Handed over under a name of its own: a later fetch of the same content starts a new part
       // file and can never truncate this one while it waits to be installed.
-      finish: part => { const done = share.disk.tempPath(); fs.renameSync(part, done); return done }
+      finish: part => { const done = share.disk.tempPath(); fs.renameSync(part, done); return done },
+      localPieces: () => new LocalPieceFinder(this.host, share, entry.path)
     }).done
   }
 
@@ -149,7 +161,8 @@ export class ContentExchange {
       noProgressMs: BLOB_NO_PROGRESS_MS,
       holds: (s) => s.remoteShares.has(CATALOG_ID),
       partPath: blobs.partPath(root, size),
-      finish: part => { const tmp = blobs.tempPath(); fs.renameSync(part, tmp); return blobs.adopt(tmp, root, size).path }
+      finish: part => { const tmp = blobs.tempPath(); fs.renameSync(part, tmp); return blobs.adopt(tmp, root, size).path },
+      localPieces: () => new LocalPieceFinder(this.host, null)
     })
     // Each caller has a `done` of its own: one that lets go stops waiting at once, even while
     // others still want the download (it stops only when nobody does).
@@ -217,7 +230,7 @@ export class ContentExchange {
       try {
         if (this.host.stopped) throw new SwarmError('ERR_CLOSED', 'node stopping')
         if (slot.waiters === 0) throw new SwarmError('ERR_ABORTED', `fetch of ${entry.path} no longer wanted`)
-        const d = dl = slot.dl = this.newDownload(entry, partPath, pkey)
+        const d = dl = slot.dl = this.newDownload(entry, partPath, pkey, scope)
         this.started.emit('started')
         const resumed = d.complete() || d.haveBitfield().some(b => b !== 0)
         const saveBitfield = () => { saveTimer = null; if (!this.host.stopped && !forget) this.host.db.putPartial(pkey, d.haveBitfield()) }
@@ -230,10 +243,14 @@ export class ContentExchange {
           }, Math.min(1000, scope.noProgressMs)).unref()
         }
         d.on('peer-error', (label: string, err: Error) => this.host.log('warn', `fetching ${entry.path} from ${label}: ${err.message}`))
+        d.on('reuse-error', (err: Error) => this.host.log('warn', `looking for local pieces of ${entry.path}: ${err.message}`))
         for (const s of this.host.sessions()) if (s.ready && scope.holds(s)) { holders.add(s); void this.addHolder(d, s) }
         await d.start()
         slot.bytesFetched = d.stats.bytesFetched
-        this.host.onFetched({ share: scope.share, path: entry.path, root: entry.root.toString('hex'), pieces: d.stats.piecesFetched, bytes: d.stats.bytesFetched, perPeer: Object.fromEntries(d.stats.perPeer) })
+        this.host.onFetched({
+          share: scope.share, path: entry.path, root: entry.root.toString('hex'), pieces: d.stats.piecesFetched, bytes: d.stats.bytesFetched,
+          perPeer: Object.fromEntries(d.stats.perPeer), reusedPieces: d.stats.piecesReused, reusedBytes: d.stats.bytesReused
+        })
         const layer = await d.pieceLayer()
         // Pieces kept from an earlier run were verified then, but the disk may not have kept them
         // (a power cut after the bitfield was saved): a resumed file is checked whole before use.
@@ -263,7 +280,9 @@ export class ContentExchange {
   }
 
   /** A Download for `entry`, resuming from a part file only if it is there, whole-sized, with a matching record. */
-  private newDownload (entry: { path: string, root: Buffer, size: number }, partPath: string, pkey: Buffer): Download {
+  private newDownload (entry: { path: string, root: Buffer, size: number }, partPath: string, pkey: Buffer, scope: Scope): Download {
+    // A file of one piece has no layer to compare pieces by (the share copies equal whole files itself).
+    const localPieces = entry.size > PIECE_SIZE ? scope.localPieces() : undefined   // opens nothing until read
     const opts = { root: entry.root, size: entry.size, partPath, peerId: this.host.wirePeerId }
     const have = this.host.db.getPartial(pkey)
     const layer = this.host.db.getLayer(entry.root)
@@ -272,14 +291,14 @@ export class ContentExchange {
     if (have !== null && !resumable) this.host.db.deletePartial(pkey)
     if (!resumable) fs.rmSync(partPath, { force: true })
     try {
-      return new Download({ ...opts, have: resumable ? have : undefined, layer })
+      return new Download({ ...opts, have: resumable ? have : undefined, layer, localPieces })
     } catch (err) {
       // A record that does not fit this (root, size): drop it and start clean.
       if (layer === null && !resumable) throw err
       this.host.log('warn', `ignoring saved download state for ${entry.path}: ${(err as Error).message}`)
       this.host.db.deletePartial(pkey)
       fs.rmSync(partPath, { force: true })
-      return new Download({ ...opts, layer: null })
+      return new Download({ ...opts, layer: null, localPieces })
     }
   }
 

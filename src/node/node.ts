@@ -19,7 +19,7 @@ import type { Connection, Listener, Transport } from '../transport/types.js'
 import { createQuicTransport } from '../transport/quic.js'
 import { loadOrCreateIdentity, type Identity } from '../transport/identity.js'
 import { serveWire } from '../swarm/serve.js'
-import { ContentExchange, blobPartialKey } from './content.js'
+import { ContentExchange, blobPartialKey, type FetchedEvent } from './content.js'
 import { SwarmError } from '../errors.js'
 import { shareIdProblem } from '../model/rules.js'
 import type { PeerAddress, ShareInfo, WireEntry } from '../wire/control.js'
@@ -80,7 +80,8 @@ export interface NodeEvents {
   'share-paused': [{ share: string, reason: string }]
   'share-resumed': [{ share: string }]
   /** A piece-exchange download finished: how many pieces and bytes came over the network (resumed pieces do not count). */
-  fetched: [{ share: string, path: string, root: string, pieces: number, bytes: number, perPeer: Record<string, number> }]
+  /** A piece-exchange download finished: pieces/bytes fetched from peers, reusedPieces/reusedBytes copied from local files. */
+  fetched: [FetchedEvent]
   log: [{ level: NodeLogLevel, message: string }]
 }
 

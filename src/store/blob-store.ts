@@ -48,6 +48,15 @@ export class BlobStore {
     return undefined
   }
 
+  /** A complete blob with this root, whatever its size. */
+  withRoot (root: Buffer): Blob | undefined {
+    for (const b of this.known.values()) if (b.root.equals(root)) return b
+    return undefined
+  }
+
+  /** Opens a blob's file for reading (never through a symlink someone put in the store). */
+  openRead (blob: Blob): Promise<fsp.FileHandle> { return fsp.open(blob.path, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW) }
+
   list (): Blob[] { return [...this.known.values()] }
   bytes (): number { let n = 0; for (const b of this.known.values()) n += b.size; return n }
 

@@ -14,6 +14,9 @@
 //   acks     — for each peer and share: how far the peer has applied *our* entries (its ACKs);
 //              tombstones every known peer has applied are garbage-collected.
 //   layers   — BEP 52 piece layers of files larger than one piece, by root.
+//   layer_pieces — piece hash (its first PIECE_KEY_BYTES) → (root, piece index) for every layer:
+//              where a piece some download needs may already be on disk (node/local-pieces.ts).
+//              Rows of content no longer held anywhere are pruned lazily (forgetLayerPieces).
 //   partials — bitfields of verified pieces of interrupted downloads, by root.
 //   blobs    — the complete files of the jobs' blob store (blob-store.ts), by (root, size).
 import Database from 'better-sqlite3'
@@ -43,6 +46,21 @@ CREATE TABLE IF NOT EXISTS layers (root BLOB PRIMARY KEY, layer BLOB NOT NULL) W
 CREATE TABLE IF NOT EXISTS partials (root BLOB PRIMARY KEY, have BLOB NOT NULL) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS blobs (root BLOB NOT NULL, size INTEGER NOT NULL, added INTEGER NOT NULL, PRIMARY KEY (root, size)) WITHOUT ROWID;
 `
+
+// Created (and filled from `layers`) in the same transaction, so an index that predates it gets
+// it whole or not at all: a crash half way through the backfill leaves no half-filled table.
+const LAYER_PIECES_SCHEMA = `
+CREATE TABLE layer_pieces (hash BLOB NOT NULL, root BLOB NOT NULL, idx INTEGER NOT NULL, PRIMARY KEY (hash, root)) WITHOUT ROWID;
+`
+
+/**
+ * Bytes of a piece hash kept as the key of layer_pieces: half the key for the same lookups. A
+ * false match costs one wasted local read, never a wrong byte: every piece found this way is
+ * verified against the full hash before it is used.
+ */
+export const PIECE_KEY_BYTES = 16
+/** A piece hash lookup returns at most this many (root, index) candidates. */
+const PIECE_CANDIDATES_MAX = 8
 
 const TYPE_CODE = { file: 0, dir: 1 } as const
 /**
@@ -99,7 +117,26 @@ export class IndexDb {
     // NORMAL is durable across process crashes (SIGKILL) in WAL mode; only power loss can drop the last commits.
     this.db.pragma('synchronous = NORMAL')
     this.db.exec(SCHEMA)
+    this.addLayerPieces()
     this.st = this.prepare()
+  }
+
+  /** Index a state dir made before layer_pieces existed: every stored layer, once. */
+  private addLayerPieces (): void {
+    const exists = this.db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'layer_pieces'").get() !== undefined
+    if (exists) return
+    this.transaction(() => {
+      this.db.exec(LAYER_PIECES_SCHEMA)
+      const insert = this.db.prepare('INSERT OR IGNORE INTO layer_pieces (hash, root, idx) VALUES (?, ?, ?)')
+      // In pages: better-sqlite3 cannot write while a statement is still iterating.
+      const page = this.db.prepare('SELECT root, layer FROM layers WHERE root > ? ORDER BY root LIMIT 256')
+      for (let after: Buffer = Buffer.alloc(0); ;) {
+        const rows = page.all(after) as Array<{ root: Buffer, layer: Buffer }>
+        if (rows.length === 0) break
+        for (const r of rows) for (let i = 0; i * 32 < r.layer.length; i++) insert.run(r.layer.subarray(i * 32, i * 32 + PIECE_KEY_BYTES), r.root, i)
+        after = rows[rows.length - 1]!.root
+      }
+    })
   }
 
   private prepare () {
@@ -140,6 +177,11 @@ export class IndexDb {
       countTombstones: d.prepare('SELECT COUNT(*) AS n FROM entries WHERE share = ? AND deleted = 1'),
       getLayer: d.prepare('SELECT layer FROM layers WHERE root = ?'),
       putLayer: d.prepare('INSERT OR IGNORE INTO layers (root, layer) VALUES (?, ?)'),
+      putPiece: d.prepare('INSERT OR IGNORE INTO layer_pieces (hash, root, idx) VALUES (?, ?, ?)'),
+      hasPiece: d.prepare('SELECT 1 FROM layer_pieces WHERE hash = ? AND root = ?'),
+      deletePiece: d.prepare('DELETE FROM layer_pieces WHERE hash = ? AND root = ?'),
+      piecesByHash: d.prepare(`SELECT root, idx FROM layer_pieces WHERE hash = ? LIMIT ${PIECE_CANDIDATES_MAX}`),
+      anyLocalWithRoot: d.prepare('SELECT 1 FROM entries WHERE root = ? AND deleted = 0 AND type = 0 AND lsize IS NOT NULL LIMIT 1'),
       getPartial: d.prepare('SELECT have FROM partials WHERE root = ?'),
       putPartial: d.prepare('INSERT OR REPLACE INTO partials (root, have) VALUES (?, ?)'),
       deletePartial: d.prepare('DELETE FROM partials WHERE root = ?'),
@@ -293,7 +335,37 @@ export class IndexDb {
     return r?.layer ?? null
   }
 
-  putLayer (root: Buffer, layer: Buffer): void { if (layer.length > 0) this.st.putLayer.run(root, layer) }
+  /**
+   * Stores a piece layer and indexes its piece hashes. Called again for a root already stored
+   * (rehashed, fetched again) it indexes the pieces again if they were pruned meanwhile: content
+   * that comes back is found again.
+   */
+  putLayer (root: Buffer, layer: Buffer): void {
+    if (layer.length === 0) return
+    this.transaction(() => {
+      const added = this.st.putLayer.run(root, layer).changes > 0
+      // Pruning takes all of a root's rows in one transaction: its first piece says for all of them.
+      if (!added && this.st.hasPiece.get(layer.subarray(0, PIECE_KEY_BYTES), root) !== undefined) return
+      for (let i = 0; i * 32 < layer.length; i++) this.st.putPiece.run(layer.subarray(i * 32, i * 32 + PIECE_KEY_BYTES), root, i)
+    })
+  }
+
+  /** Roots whose layer holds a piece with this hash, and the piece's index there (stale rows included: check the root is still held). */
+  piecesWithHash (hash: Buffer): Array<{ root: Buffer, idx: number }> {
+    return this.st.piecesByHash.all(hash.subarray(0, PIECE_KEY_BYTES)) as Array<{ root: Buffer, idx: number }>
+  }
+
+  /** Drops the piece index of content this node no longer holds (its layer stays, for serving and later downloads). */
+  forgetLayerPieces (root: Buffer): void {
+    const layer = this.getLayer(root)
+    if (layer === null) return
+    this.transaction(() => {
+      for (let i = 0; i * 32 < layer.length; i++) this.st.deletePiece.run(layer.subarray(i * 32, i * 32 + PIECE_KEY_BYTES), root)
+    })
+  }
+
+  /** Whether any share has a live local file with this root. */
+  hasLocalWithRoot (root: Buffer): boolean { return this.st.anyLocalWithRoot.get(root) !== undefined }
 
   getPartial (root: Buffer): Uint8Array | null {
     const r = this.st.getPartial.get(root) as { have: Buffer } | undefined

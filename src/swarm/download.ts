@@ -12,6 +12,9 @@
 //   verifies every piece against the layer/root (verify-pool.ts) before it is accepted, and is
 //   the only thing that writes to disk — positional writes into partPath and nothing else; the
 //   caller renames the part file into place.
+// - LocalCopy (local-copy.ts): once the layer is known and before the first request, copies the
+//   pieces already on this machine (LocalPieces, given by the caller) instead of fetching them;
+//   it verifies and writes them through the Download like received pieces.
 // - FrameGuard (framing.ts) sits between each stream and its wire, with wire-guard.ts checking
 //   what reaches the wire; layer.ts is the swarm_layer extension that carries the piece layer.
 // A Download is also a PieceSource: serveWire() can serve the pieces it has already written.
@@ -28,6 +31,7 @@ import { Picker } from './picker.js'
 import { Peer } from './download-peer.js'
 import { pieceLength, readFully, type PieceSource } from './source.js'
 import { shareLayer, verifyPieceOffThread } from './verify-pool.js'
+import { LocalCopy, type LocalPieces } from './local-copy.js'
 
 /** whole-piece requests kept in flight per peer (measured: see bench/pieces.ts) */
 export const PIPELINE_DEPTH = 32
@@ -80,6 +84,8 @@ export interface DownloadOptions {
   peerId: Buffer
   /** drop a peer once this many bytes wait unread for it (default MAX_QUEUED_SEND_BYTES) */
   maxQueuedSendBytes?: number
+  /** pieces to copy from local files instead of fetching them (the download closes it when done) */
+  localPieces?: LocalPieces
 }
 
 export interface DownloadStats {
@@ -91,6 +97,11 @@ export interface DownloadStats {
   perPeer: Map<string, number>
   /** pieces that failed verification */
   verifyFailures: number
+  /** pieces copied from local files (LocalPieces), verified and accepted, and their bytes: not fetched */
+  piecesReused: number
+  bytesReused: number
+  /** local pieces that could not be read or failed verification (then fetched) */
+  reuseFailures: number
 }
 
 function toBuffer (u8: Uint8Array): Buffer {
@@ -125,7 +136,7 @@ export class Download extends EventEmitter implements PieceSource {
   readonly pieceSize: number
   readonly numPieces: number
   readonly partPath: string
-  readonly stats: DownloadStats = { piecesFetched: 0, bytesFetched: 0, perPeer: new Map(), verifyFailures: 0 }
+  readonly stats: DownloadStats = { piecesFetched: 0, bytesFetched: 0, perPeer: new Map(), verifyFailures: 0, piecesReused: 0, bytesReused: 0, reuseFailures: 0 }
 
   private readonly peerId: Buffer
   private readonly maxQueued: number
@@ -144,7 +155,7 @@ export class Download extends EventEmitter implements PieceSource {
   private fh: FileHandle | null = null
   private io = 0 // reads + writes in flight on fh
   private pendingPieces = 0 // verifying + writing
-  private readonly writeQueue: Array<{ index: number, piece: Buffer }> = [] // verified, waiting for the disk
+  private readonly writeQueue: Array<{ index: number, piece: Buffer, done: () => void }> = [] // verified, waiting for the disk
   private writing = false // drainWrites() is running
   private fileClosing = false
   private serving = 0 // wires serving from us (retain/release); the finished part file stays open while > 0
@@ -156,6 +167,7 @@ export class Download extends EventEmitter implements PieceSource {
   private stallTimer: NodeJS.Timeout | null = null
   private order: Uint32Array | null = null
   private stalledSince = 0
+  private readonly localCopy: LocalCopy | null
 
   constructor (opts: DownloadOptions) {
     super()
@@ -166,6 +178,7 @@ export class Download extends EventEmitter implements PieceSource {
     this.partPath = opts.partPath
     this.peerId = opts.peerId
     this.maxQueued = opts.maxQueuedSendBytes ?? MAX_QUEUED_SEND_BYTES
+    this.localCopy = opts.localPieces === undefined ? null : this.newLocalCopy(opts.localPieces)
     if (this.root.length !== 32) throw new SwarmError('ERR_BAD_ARGUMENT', 'root must be 32 bytes')
     if (this.peerId.length !== 20) throw new SwarmError('ERR_BAD_ARGUMENT', 'peerId must be 20 bytes')
     this.infoHash = this.root.subarray(0, 20)
@@ -297,13 +310,14 @@ export class Download extends EventEmitter implements PieceSource {
     this.stallTimer = setInterval(() => this.checkStall(), STALL_TIMEOUT_MS / 5)
     this.stallTimer.unref()
     this.checkDone()
+    if (this.layer !== undefined) this.localCopy?.start(this.layer)
     this.fillAll()
   }
 
   /** Fails the download once no connected peer has held a needed piece for STALL_TIMEOUT_MS. */
   private checkStall (): void {
     if (this.finished || this.layer === undefined) return
-    const stuck = this.peers.size > 0 && this.requesters.size === 0 && this.verifying.size === 0 &&
+    const stuck = this.peers.size > 0 && this.requesters.size === 0 && this.verifying.size === 0 && this.localCopy?.busy !== true &&
       ![...this.peers].some(p => { for (let i = 0; i < this.numPieces; i++) if (p.has(i) && !this.has(i)) return true; return false })
     if (!stuck) { this.stalledSince = 0; return }
     if (this.stalledSince === 0) { this.stalledSince = Date.now(); return }
@@ -323,6 +337,7 @@ export class Download extends EventEmitter implements PieceSource {
     for (const w of waiters) w.reject(err)
     this.fileClosing = true
     this.maybeCloseFile()
+    this.localCopy?.stop()
     const settle = this.settle
     this.settle = null
     if (settle !== null) settle.reject(err)
@@ -333,6 +348,7 @@ export class Download extends EventEmitter implements PieceSource {
     this.finished = true
     if (this.stallTimer !== null) clearInterval(this.stallTimer)
     this.closePeers()
+    this.localCopy?.stop()
     const fh = this.fh as FileHandle
     this.io++
     fh.sync().then(
@@ -498,7 +514,42 @@ export class Download extends EventEmitter implements PieceSource {
     const waiters = this.layerWaiters
     this.layerWaiters = []
     for (const w of waiters) w.resolve(got)
+    if (this.running) this.localCopy?.start(got)
     this.fillAll()
+  }
+
+  // ---- local pieces
+
+  private newLocalCopy (local: LocalPieces): LocalCopy {
+    const dl = this // the host reads `finished` live, through a getter
+    return new LocalCopy({
+      numPieces: this.numPieces,
+      get stopped () { return dl.finished },
+      pieceLength: (i) => pieceLength(i, this.size, this.pieceSize),
+      wanted: (i) => this.picker.isIdle(i),
+      reserve: (i) => { this.picker.markRequested(i) },
+      verify: async (i, piece) => {
+        this.pendingPieces++
+        try {
+          const v = await verifyPieceOffThread(piece, i, this.layer ?? null, this.sharedLayer, this.root, this.size, this.pieceSize)
+          return v.ok ? v.piece : null
+        } catch { return null } finally { this.pendingPieces-- }
+      },
+      accept: async (i, piece) => {
+        this.picker.markDone(i)
+        this.stats.piecesReused++
+        this.stats.bytesReused += piece.length
+        this.pendingPieces++ // write() counts it back
+        await this.write(i, piece)
+      },
+      giveBack: (i) => {
+        this.stats.reuseFailures++
+        this.picker.release(i)
+        this.scheduleFill()
+      },
+      onError: (err) => this.emit('reuse-error', err),
+      onPlanned: () => this.fillAll()
+    }, local)
   }
 
   // ---- requests
@@ -518,7 +569,7 @@ export class Download extends EventEmitter implements PieceSource {
 
   /** keep PIPELINE_DEPTH requests in flight on this peer */
   private fill (peer: Peer): void {
-    if (!this.running || this.finished || peer.closed || this.layer === undefined || peer.wire.peerChoking) return
+    if (!this.running || this.finished || peer.closed || this.layer === undefined || this.localCopy?.planning === true || peer.wire.peerChoking) return
     while (peer.inflight.size < PIPELINE_DEPTH && this.pendingPieces < MAX_PENDING_PIECES) {
       const now = Date.now()
       let i = this.picker.pick((j) => peer.has(j) && !peer.badPieces.has(j) && this.mayAskAgain(peer, j, now))
@@ -658,7 +709,7 @@ export class Download extends EventEmitter implements PieceSource {
         this.guarded(p, () => p.sendCancel(index, piece.length))
       }
     }
-    this.write(index, piece)
+    void this.write(index, piece)
     this.scheduleFill()
   }
 
@@ -670,10 +721,13 @@ export class Download extends EventEmitter implements PieceSource {
    * into the page cache: 256 KiB writes four at a time cost 330–570 ms of CPU (the threads
    * contend for the inode lock), 4 MiB writev one at a time 90–140 ms.
    */
-  private write (index: number, piece: Buffer): void {
+  /** Resolves once written (or the download failed over it); never rejects. */
+  private write (index: number, piece: Buffer): Promise<void> {
     this.io++
-    this.writeQueue.push({ index, piece })
-    if (!this.writing) void this.drainWrites()
+    return new Promise(resolve => {
+      this.writeQueue.push({ index, piece, done: resolve })
+      if (!this.writing) void this.drainWrites()
+    })
   }
 
   private async drainWrites (): Promise<void> {
@@ -694,6 +748,7 @@ export class Download extends EventEmitter implements PieceSource {
         this.writing = false
         this.fail(diskError(err, this.partPath))
         this.maybeCloseFile()
+        for (const w of lost) w.done()
         return
       }
       for (const { index } of run) {
@@ -707,6 +762,7 @@ export class Download extends EventEmitter implements PieceSource {
       }
       this.maybeCloseFile()
       this.checkDone()
+      for (const w of run) w.done()
     }
     this.writing = false
   }
