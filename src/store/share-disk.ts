@@ -14,6 +14,7 @@
 import * as fs from 'node:fs'
 import * as fsp from 'node:fs/promises'
 import { spawn } from 'node:child_process'
+import { diskThread } from './disk-thread.js'
 import { join } from 'node:path'
 import { randomBytes } from 'node:crypto'
 import { SwarmError } from '../errors.js'
@@ -204,6 +205,46 @@ export class ShareDisk {
     } finally {
       try { fs.closeSync(fd) } catch {}
     }
+  }
+
+  /**
+   * A batch of writeTemp without fsync, run in the disk thread (disk-thread.ts): per item the temp
+   * file and its stat, or the error (ERR_NO_SPACE for a full disk). syncTemps must follow.
+   */
+  async writeTemps (items: Array<{ data: Buffer, mtime: number }>): Promise<Array<{ tmp: string, local: LocalStat } | Error>> {
+    const jobs = items.map(({ data, mtime }) => ({ tmp: this.tempPath(), data, mtimeS: utime(mtime) }))
+    const results = await diskThread.run({ op: 'write', items: jobs })
+    return results.map((r, i) => r.ok
+      ? { tmp: jobs[i]!.tmp, local: { size: r.size, mtimeMs: r.mtimeMs, ino: r.ino } }
+      : mapWriteError(Object.assign(new Error(r.message), { code: r.code })))
+  }
+
+  /**
+   * install(tmp, rel, null) for a batch of paths that held nothing when decided, with the links
+   * made in the disk thread. Per item null (in place) or the error; a path that holds something
+   * now gets ERR_FILE_CHANGED and the temp file stays for the caller to discard (as install).
+   */
+  async installNew (items: Array<{ tmp: string, rel: string }>): Promise<Array<Error | null>> {
+    const out: Array<Error | null> = items.map(() => null)
+    const jobs: Array<{ tmp: string, dest: string }> = []
+    const at: number[] = []
+    items.forEach(({ tmp, rel }, i) => {
+      try {
+        const slash = rel.lastIndexOf('/')
+        if (slash > 0) this.ensureDir(rel.slice(0, slash))
+        jobs.push({ tmp, dest: this.checkedAbs(rel) })
+        at.push(i)
+      } catch (err) { out[i] = err as Error }
+    })
+    const results = jobs.length === 0 ? [] : await diskThread.run({ op: 'link', items: jobs })
+    results.forEach((r, j) => {
+      const i = at[j]!
+      if (r.ok) return
+      if (r.code !== 'EEXIST') { out[i] = mapWriteError(Object.assign(new Error(r.message), { code: r.code })); return }
+      // Something is there: an empty folder gives way (install() handles that); anything else stays.
+      try { this.install(items[i]!.tmp, items[i]!.rel, null) } catch (err) { out[i] = err as Error }
+    })
+    return out
   }
 
   /** Copies a local file (reflink where the filesystem can) into a temp file with the given mtime. */

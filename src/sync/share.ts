@@ -22,6 +22,15 @@ import { LocalScanner, type LocalChange } from './scan.js'
 
 /** Longest wait between retries of a failed fetch, in seconds. */
 const FETCH_RETRY_MAX_S = 30
+
+/** A file of the batch being applied: a temp file already made, or inline data still to write. */
+interface Staged { entry: Entry, from: string, keepLocal: boolean, tmp?: string, local?: LocalStat, data?: Buffer, written?: Promise<void> }
+/**
+ * Inline files of a batch go to the disk thread in chunks of this many as they are decided, and
+ * are linked into place in chunks of this many: the event loop decides (or records) one chunk
+ * while the disk thread writes (or links) the one before.
+ */
+const DISK_CHUNK = 256
 /** A paused share (marker missing, folder emptied) looks at its folder again this often. */
 export const PAUSE_RECHECK_MS = 2000
 
@@ -63,7 +72,11 @@ export class Share extends EventEmitter<ShareEvents> {
   /** While a batch is applied: temp files written, waiting for one durability barrier before they go in place. */
   /** The highest version counter seen in this share (see bumpVersion), kept across tombstone GC. */
   private clock = 0
-  private staged: Array<{ tmp: string, entry: Entry, local: LocalStat, from: string, keepLocal: boolean }> | null = null
+  /**
+   * The batch being applied: temp files waiting for the batch's durability barrier, and inline
+   * data still to be written (in the disk thread, all at once, by installStaged).
+   */
+  private staged: Staged[] | null = null
   /** Paths with a pending row in the index (mirrors the table, so the hot path needs no query). */
   private readonly pendingSet = new Set<string>()
   /** Files this node just wrote from a peer, with their stat: the watcher's echo of our own write is skipped cheaply. */
@@ -267,23 +280,77 @@ export class Share extends EventEmitter<ShareEvents> {
     }
   }
 
-  /** Makes the batch's temp files durable with one barrier and puts each in place. */
+  /**
+   * Writes the batch's inline files (in the disk thread), makes every temp file durable with one
+   * barrier, and puts each in place: into paths that held nothing as one batch of links in the
+   * disk thread, replacements one by one on the event loop (checked and renamed in one tick).
+   */
   private async installStaged (): Promise<void> {
     const staged = this.staged ?? []
     this.staged = null
     if (staged.length === 0) return
+    const failed = (s: Staged, err: unknown): void => {
+      if (s.tmp !== undefined) this.disk.discard(s.tmp)
+      this.setPending(s.entry, s.from, s.keepLocal)
+      this.retries.failed(s.entry.path, err)
+    }
+    this.flushWrites(staged)
+    await Promise.all(staged.map(s => s.written))
+    const ready: Array<Staged & { tmp: string, local: LocalStat }> = []
+    for (const s of staged) {
+      if (s.tmp !== undefined && s.local !== undefined) ready.push(s as Staged & { tmp: string, local: LocalStat })
+      else if (s.written === undefined) failed(s, new SwarmError('ERR_INTERNAL', `${s.entry.path} was staged without content`))
+    }
     try {
-      await this.disk.syncTemps(staged.map(s => s.tmp))
+      await this.disk.syncTemps(ready.map(s => s.tmp))
     } catch (err) {
-      for (const s of staged) { this.disk.discard(s.tmp); this.setPending(s.entry, s.from, s.keepLocal); this.retries.failed(s.entry.path, err) }
+      for (const s of ready) failed(s, err)
       return
     }
-    for (const s of staged) {
+    const fresh: typeof ready = []
+    for (const s of ready) {
+      const cur = this.db.getEntry(this.id, s.entry.path)
+      if (cur === undefined || cur.deleted) { fresh.push(s); continue }
       try { this.installTemp(s.tmp, s.entry, s.local, s.from, s.keepLocal) } catch (err) {
         this.setPending(s.entry, s.from, s.keepLocal)
         this.retries.failed(s.entry.path, err)
       }
     }
+    const chunks: Array<typeof fresh> = []
+    for (let i = 0; i < fresh.length; i += DISK_CHUNK) chunks.push(fresh.slice(i, i + DISK_CHUNK))
+    const linked = chunks.map(c => this.disk.installNew(c.map(s => ({ tmp: s.tmp, rel: s.entry.path }))))
+    for (let k = 0; k < chunks.length; k++) {
+      const errs = await linked[k]!
+      errs.forEach((err, i) => {
+        const s = chunks[k]![i]!
+        if (err === null) this.recordInstalled(s.entry, s.local, s.from)
+        else failed(s, mapWriteError(err))
+      })
+    }
+  }
+
+  /** Inline data of the batch: written in the disk thread a chunk at a time, while deciding goes on. */
+  private stageWrite (s: Staged): void {
+    const staged = this.staged!
+    staged.push(s)
+    if (staged.length % DISK_CHUNK === 0) this.flushWrites(staged)
+  }
+
+  /** Sends the staged inline files not yet sent to the disk thread; each gets its temp file or goes back to pending. */
+  private flushWrites (staged: Staged[]): void {
+    const todo = staged.filter(s => s.data !== undefined && s.written === undefined)
+    if (todo.length === 0) return
+    const done = this.disk.writeTemps(todo.map(s => ({ data: s.data!, mtime: s.entry.mtime })))
+    todo.forEach((s, i) => {
+      s.written = done.then(results => {
+        const w = results[i]!
+        s.data = undefined
+        if (w instanceof Error) {
+          this.setPending(s.entry, s.from, s.keepLocal)
+          this.retries.failed(s.entry.path, w)
+        } else { s.tmp = w.tmp; s.local = w.local }
+      })
+    })
   }
 
   private async applyOne (from: string, { entry: remote, data }: WireEntry): Promise<boolean> {
@@ -416,8 +483,9 @@ export class Share extends EventEmitter<ShareEvents> {
       if (data.length !== entry.size || !(entry.size === 0 ? ZERO_ROOT : fileRoot(data)).equals(entry.root)) {
         this.host.log('warn', `share ${this.id}: inline data for ${rel} from ${from} failed verification; fetching it instead`)
       } else {
-        const { tmp, local } = this.disk.writeTemp(data, entry.mtime, this.staged === null)
-        this.installOrStage(tmp, entry, local, from, keepLocal)
+        if (this.staged !== null) { this.stageWrite({ data, entry, from, keepLocal }); return true }
+        const { tmp, local } = this.disk.writeTemp(data, entry.mtime)
+        this.installTemp(tmp, entry, local, from, keepLocal)
         return true
       }
     }
@@ -467,6 +535,11 @@ export class Share extends EventEmitter<ShareEvents> {
       this.disk.discard(tmp)
       throw mapWriteError(err)
     }
+    this.recordInstalled(entry, local, from)
+  }
+
+  /** `entry` is in place on disk with `local`: the index, the pending list and listeners learn it. */
+  private recordInstalled (entry: Entry, local: LocalStat, from: string): void {
     this.clearPending(entry.path)
     this.retries.succeeded(entry.path)
     this.putAndTrack(entry, local, from)
