@@ -37,6 +37,8 @@ export const MAX_CONTROL_QUEUED = 32 * 1024 * 1024
  * pile them up in memory.
  */
 const MAX_QUEUED_BATCHES = 4
+/** entries of consecutive batches applied as one, at most (see joinWaitingBatch) */
+const MAX_JOINED_ENTRIES = 8000
 /** Our own reasons in ERROR frames are cut to this, so they fit the peer's pre-auth frame limit. */
 const MAX_ERROR_MESSAGE = 200
 
@@ -78,6 +80,8 @@ export class PeerSession extends EventEmitter<{ ready: [], shares: [], closed: [
   private inbox: Promise<void> = Promise.resolve()
   /** Decoded messages waiting in the inbox. */
   private queued = 0
+  /** The last ENTRIES message queued in the inbox, while it has not started: see joinWaitingBatch. */
+  private waitingBatch: { msg: ControlMessage, count: number, started: boolean } | null = null
 
   constructor (private readonly host: SessionHost, readonly conn: Connection, private readonly control: Duplex) {
     super()
@@ -176,10 +180,34 @@ export class PeerSession extends EventEmitter<{ ready: [], shares: [], closed: [
       // Entries are applied in order, one batch after another; everything else is handled at once.
       // While MAX_QUEUED_BATCHES wait, the stream is paused: QUIC flow control then holds the sender.
       if (++this.queued > MAX_QUEUED_BATCHES) this.control.pause()
-      this.inbox = this.inbox.then(() => this.handle(msg)).catch(err => this.fail('ERR_PROTOCOL', (err as Error).message)).finally(() => {
-        if (--this.queued <= MAX_QUEUED_BATCHES && this.closedReason === null) this.control.resume()
+      if (msg.type === 'entries' && this.joinWaitingBatch(msg)) continue
+      const item = { msg, count: 1, started: false }
+      this.waitingBatch = msg.type === 'entries' ? item : null   // anything else in between keeps the order
+      this.inbox = this.inbox.then(() => {
+        item.started = true
+        if (this.waitingBatch === item) this.waitingBatch = null
+        return this.handle(item.msg)
+      }).catch(err => this.fail('ERR_PROTOCOL', (err as Error).message)).finally(() => {
+        this.queued -= item.count
+        if (this.queued <= MAX_QUEUED_BATCHES && this.closedReason === null) this.control.resume()
       })
     }
+  }
+
+  /**
+   * A batch of entries that arrives while the one before it (same share) still waits its turn
+   * joins it: a receiver that is behind applies several batches at once, with one durability
+   * barrier and one transaction for them all (measured: 20,000 small files, ~80 ms per barrier).
+   */
+  private joinWaitingBatch (msg: ControlMessage & { type: 'entries' }): boolean {
+    const w = this.waitingBatch
+    if (w === null || w.started || w.msg.type !== 'entries' || w.msg.share !== msg.share) return false
+    if (w.msg.entries.length + msg.entries.length > MAX_JOINED_ENTRIES) return false
+    w.msg.entries.push(...msg.entries)
+    w.msg.rejected.push(...msg.rejected)
+    w.msg.upTo = msg.upTo
+    w.count++
+    return true
   }
 
   /** HELLO / AUTH / ERROR before authentication; handled synchronously, in order. */

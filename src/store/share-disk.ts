@@ -136,6 +136,19 @@ export class ShareDisk {
   /** The same, as a FileHandle for streaming reads. */
   openReadHandle (rel: string): Promise<fsp.FileHandle> { return fsp.open(this.checkedAbs(rel), O_READ) }
 
+  /**
+   * Names in folder `relDir`, for deciding a batch without an lstat per file: an empty set when
+   * the folder does not exist, undefined when that cannot be said (not a real folder, unreadable).
+   */
+  namesIn (relDir: string): Set<string> | undefined {
+    if (relDir !== '' && !this.parentsAreFolders(relDir + '/x')) return undefined
+    try {
+      return new Set(fs.readdirSync(this.abs(relDir)))
+    } catch (err) {
+      return (err as NodeJS.ErrnoException).code === 'ENOENT' ? new Set() : undefined
+    }
+  }
+
   /** Entries of a folder of the share (never through a symlink). */
   readdir (rel: string): fs.Dirent[] {
     const st = this.lstat(rel)

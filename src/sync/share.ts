@@ -77,6 +77,8 @@ export class Share extends EventEmitter<ShareEvents> {
    * data still to be written (in the disk thread, all at once, by installStaged).
    */
   private staged: Staged[] | null = null
+  /** Folder listings taken while deciding the batch being applied (see listedAbsent). */
+  private listings: Map<string, Set<string> | undefined> | null = null
   /** Paths with a pending row in the index (mirrors the table, so the hot path needs no query). */
   private readonly pendingSet = new Set<string>()
   /** Files this node just wrote from a peer, with their stat: the watcher's echo of our own write is skipped cheaply. */
@@ -258,14 +260,32 @@ export class Share extends EventEmitter<ShareEvents> {
     try {
       // New content is written to temp files first, made durable together, then put in place.
       this.staged = []
+      this.listings = new Map()
       for (const item of live) if (await this.applyGuarded(from, item)) changed = true
+      this.listings = null
       await this.installStaged()
       for (const item of gone) if (await this.applyGuarded(from, item)) changed = true
     } finally {
       this.staged = null
+      this.listings = null
       if (own && this.db.db.inTransaction) this.db.db.exec('COMMIT')
     }
     if (changed) this.emit('changed')
+  }
+
+  /**
+   * True when the folder listing taken for this batch says nothing is at `rel` (a path the index
+   * holds nothing live at): no lstat per file for a batch of new files. Something created there
+   * after the listing is still never overwritten: a new file is linked into place, which fails
+   * if the path is taken, and the merge rules then look again.
+   */
+  private listedAbsent (rel: string): boolean {
+    if (this.listings === null) return false
+    const slash = rel.lastIndexOf('/')
+    const dir = slash < 0 ? '' : rel.slice(0, slash)
+    let names = this.listings.get(dir)
+    if (!this.listings.has(dir)) { names = this.disk.namesIn(dir); this.listings.set(dir, names) }
+    return names !== undefined && !names.has(rel.slice(slash + 1))
   }
 
   private async applyGuarded (from: string, item: WireEntry): Promise<boolean> {
@@ -356,7 +376,7 @@ export class Share extends EventEmitter<ShareEvents> {
   private async applyOne (from: string, { entry: remote, data }: WireEntry): Promise<boolean> {
     // An edit on disk the index has not seen yet becomes a local version first, so it can conflict instead of vanishing.
     const onDisk = this.db.getEntry(this.id, remote.path)
-    const st = this.disk.lstat(remote.path)
+    const st = (onDisk === undefined || onDisk.deleted) && this.listedAbsent(remote.path) ? null : this.disk.lstat(remote.path)
     let local = onDisk
     if (st !== null && (st.isFile() || st.isDirectory()) && (onDisk === undefined || onDisk.deleted || onDisk.type !== (st.isFile() ? 'file' : 'dir') || (st.isFile() && !sameLocal(onDisk.local, st)))) {
       const change = await this.scanner.examine(remote.path, onDisk)
