@@ -10,6 +10,11 @@ export interface DiskReply { id: number, results: OpResult[] }
 
 /** SWARM_DISK_THREAD=0 runs every batch inline (for comparison) */
 const ENABLED = process.env.SWARM_DISK_THREAD !== '0'
+/**
+ * Fewer items than this run inline: a single file (the live-replication case, where each
+ * millisecond counts) does not wait for a sleeping thread to wake and answer.
+ */
+export const THREAD_MIN_ITEMS = 16
 
 class DiskThread {
   private worker: Worker | null = null
@@ -18,7 +23,7 @@ class DiskThread {
   private readonly waiting = new Map<number, { job: DiskJob, resolve: (r: OpResult[]) => void }>()
 
   async run (job: Omit<DiskJob, 'id'>): Promise<OpResult[]> {
-    const w = this.broken ? null : this.start()
+    const w = this.broken || job.items.length < THREAD_MIN_ITEMS ? null : this.start()
     if (w === null) return runInline(job as DiskJob)
     const id = this.nextId++
     const full = { ...job, id } as DiskJob

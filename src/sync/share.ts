@@ -31,6 +31,8 @@ interface Staged { entry: Entry, from: string, keepLocal: boolean, tmp?: string,
  * while the disk thread writes (or links) the one before.
  */
 const DISK_CHUNK = 256
+/** A batch with at least this many files is decided from folder listings (see listedAbsent); a smaller one lstats each path. */
+const LISTING_MIN_FILES = 16
 /** A paused share (marker missing, folder emptied) looks at its folder again this often. */
 export const PAUSE_RECHECK_MS = 2000
 
@@ -260,7 +262,7 @@ export class Share extends EventEmitter<ShareEvents> {
     try {
       // New content is written to temp files first, made durable together, then put in place.
       this.staged = []
-      this.listings = new Map()
+      this.listings = live.length >= LISTING_MIN_FILES ? new Map() : null
       for (const item of live) if (await this.applyGuarded(from, item)) changed = true
       this.listings = null
       await this.installStaged()
