@@ -31,6 +31,7 @@ import { Picker } from './picker.js'
 import { Peer } from './download-peer.js'
 import { pieceLength, readFully, type PieceSource } from './source.js'
 import { shareLayer, verifyPieceOffThread } from './verify-pool.js'
+import { PartWriter } from './part-writer.js'
 import { LocalCopy, type LocalPieces } from './local-copy.js'
 
 /** whole-piece requests kept in flight per peer (measured: see bench/pieces.ts) */
@@ -68,8 +69,6 @@ export const ENDGAME_DUPLICATES = 2
  * 11.4 copies uploaded in all for 7 needed.
  */
 export const ENDGAME_MAX_INFLIGHT = 16
-/** verified pieces are written in runs of adjacent pieces of at most this many bytes (see write()) */
-export const WRITE_RUN_BYTES = 4 * 1024 * 1024
 
 export interface DownloadOptions {
   root: Buffer
@@ -119,16 +118,6 @@ function asSwarmError (err: unknown): SwarmError {
   return isSwarmError(err) ? err : new SwarmError('ERR_PROTOCOL', (err as Error)?.message ?? String(err), { cause: err })
 }
 
-/** writes bufs back to back from pos, however many calls it takes */
-async function writevAll (fh: FileHandle, bufs: Buffer[], pos: number): Promise<void> {
-  let rest = bufs
-  while (rest.length > 0) {
-    let { bytesWritten } = await fh.writev(rest, pos)
-    pos += bytesWritten
-    while (rest.length > 0 && bytesWritten >= rest[0]!.length) { bytesWritten -= rest[0]!.length; rest = rest.slice(1) }
-    if (bytesWritten > 0) rest = [rest[0]!.subarray(bytesWritten), ...rest.slice(1)]
-  }
-}
 
 export class Download extends EventEmitter implements PieceSource {
   readonly root: Buffer
@@ -155,8 +144,7 @@ export class Download extends EventEmitter implements PieceSource {
   private fh: FileHandle | null = null
   private io = 0 // reads + writes in flight on fh
   private pendingPieces = 0 // verifying + writing
-  private readonly writeQueue: Array<{ index: number, piece: Buffer, done: () => void }> = [] // verified, waiting for the disk
-  private writing = false // drainWrites() is running
+  private writer: PartWriter | null = null // writes verified pieces into fh (part-writer.ts)
   private fileClosing = false
   private serving = 0 // wires serving from us (retain/release); the finished part file stays open while > 0
   private running = false // part file open, requests may go out
@@ -715,55 +703,30 @@ export class Download extends EventEmitter implements PieceSource {
 
   // ---- disk
 
-  /**
-   * Verified pieces go to the disk in index order, one positional writev per run of adjacent
-   * pieces (up to WRITE_RUN_BYTES), one run at a time. Measured on a 2-core VM writing 256 MiB
-   * into the page cache: 256 KiB writes four at a time cost 330–570 ms of CPU (the threads
-   * contend for the inode lock), 4 MiB writev one at a time 90–140 ms.
-   */
-  /** Resolves once written (or the download failed over it); never rejects. */
+  /** Resolves once written (or the download failed over it); never rejects. See part-writer.ts. */
   private write (index: number, piece: Buffer): Promise<void> {
     this.io++
-    return new Promise(resolve => {
-      this.writeQueue.push({ index, piece, done: resolve })
-      if (!this.writing) void this.drainWrites()
-    })
-  }
-
-  private async drainWrites (): Promise<void> {
-    const fh = this.fh as FileHandle
-    this.writing = true
-    while (this.writeQueue.length > 0) {
-      const queued = this.writeQueue.sort((x, y) => x.index - y.index)
-      let n = 1
-      let bytes = queued[0]!.piece.length
-      while (n < queued.length && queued[n]!.index === queued[n - 1]!.index + 1 && bytes + queued[n]!.piece.length <= WRITE_RUN_BYTES) bytes += queued[n++]!.piece.length
-      const run = queued.splice(0, n)
-      try {
-        await writevAll(fh, run.map(w => w.piece), run[0]!.index * this.pieceSize)
-      } catch (err) {
-        const lost = [...run, ...this.writeQueue.splice(0)]
-        this.pendingPieces -= lost.length
-        this.io -= lost.length
-        this.writing = false
-        this.fail(diskError(err, this.partPath))
-        this.maybeCloseFile()
-        for (const w of lost) w.done()
-        return
-      }
-      for (const { index } of run) {
+    this.writer ??= new PartWriter(this.fh as FileHandle, this.pieceSize, {
+      written: (i) => {
         this.pendingPieces--
         this.io--
-        this.bits[index >> 3] |= 0x80 >> (index & 7)
+        this.bits[i >> 3] |= 0x80 >> (i & 7)
         this.written++
-        this.emit('verified', index)
-        this.emit('have', index)
+        this.emit('verified', i)
+        this.emit('have', i)
         if (this.pendingPieces === MAX_PENDING_PIECES - 1) this.scheduleFill()
+      },
+      runDone: () => {
+        this.maybeCloseFile()
+        this.checkDone()
+      },
+      failed: (err, lost) => {
+        this.pendingPieces -= lost
+        this.io -= lost
+        this.fail(diskError(err, this.partPath))
+        this.maybeCloseFile()
       }
-      this.maybeCloseFile()
-      this.checkDone()
-      for (const w of run) w.done()
-    }
-    this.writing = false
+    })
+    return this.writer.write(index, piece)
   }
 }
