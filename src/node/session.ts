@@ -81,7 +81,7 @@ export class PeerSession extends EventEmitter<{ ready: [], shares: [], closed: [
   /** Decoded messages waiting in the inbox. */
   private queued = 0
   /** The last ENTRIES message queued in the inbox, while it has not started: see joinWaitingBatch. */
-  private waitingBatch: { msg: ControlMessage, count: number, started: boolean } | null = null
+  private waitingBatch: { msg: ControlMessage, count: number } | null = null
 
   constructor (private readonly host: SessionHost, readonly conn: Connection, private readonly control: Duplex) {
     super()
@@ -181,11 +181,10 @@ export class PeerSession extends EventEmitter<{ ready: [], shares: [], closed: [
       // While MAX_QUEUED_BATCHES wait, the stream is paused: QUIC flow control then holds the sender.
       if (++this.queued > MAX_QUEUED_BATCHES) this.control.pause()
       if (msg.type === 'entries' && this.joinWaitingBatch(msg)) continue
-      const item = { msg, count: 1, started: false }
+      const item = { msg, count: 1 }
       this.waitingBatch = msg.type === 'entries' ? item : null   // anything else in between keeps the order
       this.inbox = this.inbox.then(() => {
-        item.started = true
-        if (this.waitingBatch === item) this.waitingBatch = null
+        if (this.waitingBatch === item) this.waitingBatch = null   // started: nothing joins it now
         return this.handle(item.msg)
       }).catch(err => this.fail('ERR_PROTOCOL', (err as Error).message)).finally(() => {
         this.queued -= item.count
@@ -201,7 +200,7 @@ export class PeerSession extends EventEmitter<{ ready: [], shares: [], closed: [
    */
   private joinWaitingBatch (msg: ControlMessage & { type: 'entries' }): boolean {
     const w = this.waitingBatch
-    if (w === null || w.started || w.msg.type !== 'entries' || w.msg.share !== msg.share) return false
+    if (w === null || w.msg.type !== 'entries' || w.msg.share !== msg.share) return false
     if (w.msg.entries.length + msg.entries.length > MAX_JOINED_ENTRIES) return false
     w.msg.entries.push(...msg.entries)
     w.msg.rejected.push(...msg.rejected)

@@ -141,12 +141,17 @@ export class ShareDisk {
    * the folder does not exist, undefined when that cannot be said (not a real folder, unreadable).
    */
   namesIn (relDir: string): Set<string> | undefined {
-    if (relDir !== '' && !this.parentsAreFolders(relDir + '/x')) return undefined
-    try {
-      return new Set(fs.readdirSync(this.abs(relDir)))
-    } catch (err) {
-      return (err as NodeJS.ErrnoException).code === 'ENOENT' ? new Set() : undefined
+    // The folder and each folder above it must be a real folder; a missing one holds nothing.
+    let cur = ''
+    for (const part of relDir === '' ? [] : relDir.split('/')) {
+      cur = cur === '' ? part : cur + '/' + part
+      if (this.knownDirs.has(cur)) continue
+      const st = fs.lstatSync(this.abs(cur), { throwIfNoEntry: false })
+      if (st === undefined) return new Set()
+      if (!st.isDirectory()) return undefined
+      this.knownDirs.add(cur)
     }
+    try { return new Set(fs.readdirSync(this.abs(relDir))) } catch { return undefined }
   }
 
   /** Entries of a folder of the share (never through a symlink). */

@@ -19,20 +19,11 @@ import type { WireEntry } from '../wire/control.js'
 import { ShareFeed } from './feed.js'
 import { RetryBackoff } from './retry.js'
 import { LocalScanner, type LocalChange } from './scan.js'
+import { RemoteBatch, type BatchHost } from './batch.js'
 
 /** Longest wait between retries of a failed fetch, in seconds. */
 const FETCH_RETRY_MAX_S = 30
 
-/** A file of the batch being applied: a temp file already made, or inline data still to write. */
-interface Staged { entry: Entry, from: string, keepLocal: boolean, tmp?: string, local?: LocalStat, data?: Buffer, written?: Promise<void> }
-/**
- * Inline files of a batch go to the disk thread in chunks of this many as they are decided, and
- * are linked into place in chunks of this many: the event loop decides (or records) one chunk
- * while the disk thread writes (or links) the one before.
- */
-const DISK_CHUNK = 256
-/** A batch with at least this many files is decided from folder listings (see listedAbsent); a smaller one lstats each path. */
-const LISTING_MIN_FILES = 16
 /** A paused share (marker missing, folder emptied) looks at its folder again this often. */
 export const PAUSE_RECHECK_MS = 2000
 
@@ -74,13 +65,9 @@ export class Share extends EventEmitter<ShareEvents> {
   /** While a batch is applied: temp files written, waiting for one durability barrier before they go in place. */
   /** The highest version counter seen in this share (see bumpVersion), kept across tombstone GC. */
   private clock = 0
-  /**
-   * The batch being applied: temp files waiting for the batch's durability barrier, and inline
-   * data still to be written (in the disk thread, all at once, by installStaged).
-   */
-  private staged: Staged[] | null = null
-  /** Folder listings taken while deciding the batch being applied (see listedAbsent). */
-  private listings: Map<string, Set<string> | undefined> | null = null
+  /** The batch of a peer's entries being applied (batch.ts): its files wait there for one durability barrier. */
+  private batch: RemoteBatch | null = null
+  private readonly batchHost: BatchHost
   /** Paths with a pending row in the index (mirrors the table, so the hot path needs no query). */
   private readonly pendingSet = new Set<string>()
   /** Files this node just wrote from a peer, with their stat: the watcher's echo of our own write is skipped cheaply. */
@@ -105,6 +92,13 @@ export class Share extends EventEmitter<ShareEvents> {
     this.disk = new ShareDisk(row.dir)
     this.feed = new ShareFeed(host.db, row.id, this.disk)
     this.retries = new RetryBackoff(rel => this.retryPending(rel), (level, msg) => host.log(level, `share ${this.id}: ${msg}`))
+    this.batchHost = {
+      disk: this.disk,
+      holdsLive: (rel) => { const cur = this.db.getEntry(this.id, rel); return cur !== undefined && !cur.deleted },
+      installTemp: (tmp, entry, local, from, keepLocal) => { this.installTemp(tmp, entry, local, from, keepLocal) },
+      recordInstalled: (entry, local, from) => { this.recordInstalled(entry, local, from) },
+      putBack: (entry, from, keepLocal, err) => { this.setPending(entry, from, keepLocal); this.retries.failed(entry.path, err) }
+    }
     this.scanner = new LocalScanner({
       id: this.id, db: host.db, disk: this.disk, shortId: host.shortId,
       clock: () => this.clock,
@@ -261,33 +255,16 @@ export class Share extends EventEmitter<ShareEvents> {
     if (own) this.db.db.exec('BEGIN')
     try {
       // New content is written to temp files first, made durable together, then put in place.
-      this.staged = []
-      this.listings = live.length >= LISTING_MIN_FILES ? new Map() : null
+      const batch = this.batch = new RemoteBatch(this.batchHost, live.length)
       for (const item of live) if (await this.applyGuarded(from, item)) changed = true
-      this.listings = null
-      await this.installStaged()
+      this.batch = null
+      await batch.install()
       for (const item of gone) if (await this.applyGuarded(from, item)) changed = true
     } finally {
-      this.staged = null
-      this.listings = null
+      this.batch = null
       if (own && this.db.db.inTransaction) this.db.db.exec('COMMIT')
     }
     if (changed) this.emit('changed')
-  }
-
-  /**
-   * True when the folder listing taken for this batch says nothing is at `rel` (a path the index
-   * holds nothing live at): no lstat per file for a batch of new files. Something created there
-   * after the listing is still never overwritten: a new file is linked into place, which fails
-   * if the path is taken, and the merge rules then look again.
-   */
-  private listedAbsent (rel: string): boolean {
-    if (this.listings === null) return false
-    const slash = rel.lastIndexOf('/')
-    const dir = slash < 0 ? '' : rel.slice(0, slash)
-    let names = this.listings.get(dir)
-    if (!this.listings.has(dir)) { names = this.disk.namesIn(dir); this.listings.set(dir, names) }
-    return names !== undefined && !names.has(rel.slice(slash + 1))
   }
 
   private async applyGuarded (from: string, item: WireEntry): Promise<boolean> {
@@ -302,83 +279,10 @@ export class Share extends EventEmitter<ShareEvents> {
     }
   }
 
-  /**
-   * Writes the batch's inline files (in the disk thread), makes every temp file durable with one
-   * barrier, and puts each in place: into paths that held nothing as one batch of links in the
-   * disk thread, replacements one by one on the event loop (checked and renamed in one tick).
-   */
-  private async installStaged (): Promise<void> {
-    const staged = this.staged ?? []
-    this.staged = null
-    if (staged.length === 0) return
-    const failed = (s: Staged, err: unknown): void => {
-      if (s.tmp !== undefined) this.disk.discard(s.tmp)
-      this.setPending(s.entry, s.from, s.keepLocal)
-      this.retries.failed(s.entry.path, err)
-    }
-    this.flushWrites(staged)
-    await Promise.all(staged.map(s => s.written))
-    const ready: Array<Staged & { tmp: string, local: LocalStat }> = []
-    for (const s of staged) {
-      if (s.tmp !== undefined && s.local !== undefined) ready.push(s as Staged & { tmp: string, local: LocalStat })
-      else if (s.written === undefined) failed(s, new SwarmError('ERR_INTERNAL', `${s.entry.path} was staged without content`))
-    }
-    try {
-      await this.disk.syncTemps(ready.map(s => s.tmp))
-    } catch (err) {
-      for (const s of ready) failed(s, err)
-      return
-    }
-    const fresh: typeof ready = []
-    for (const s of ready) {
-      const cur = this.db.getEntry(this.id, s.entry.path)
-      if (cur === undefined || cur.deleted) { fresh.push(s); continue }
-      try { this.installTemp(s.tmp, s.entry, s.local, s.from, s.keepLocal) } catch (err) {
-        this.setPending(s.entry, s.from, s.keepLocal)
-        this.retries.failed(s.entry.path, err)
-      }
-    }
-    const chunks: Array<typeof fresh> = []
-    for (let i = 0; i < fresh.length; i += DISK_CHUNK) chunks.push(fresh.slice(i, i + DISK_CHUNK))
-    const linked = chunks.map(c => this.disk.installNew(c.map(s => ({ tmp: s.tmp, rel: s.entry.path }))))
-    for (let k = 0; k < chunks.length; k++) {
-      const errs = await linked[k]!
-      errs.forEach((err, i) => {
-        const s = chunks[k]![i]!
-        if (err === null) this.recordInstalled(s.entry, s.local, s.from)
-        else failed(s, mapWriteError(err))
-      })
-    }
-  }
-
-  /** Inline data of the batch: written in the disk thread a chunk at a time, while deciding goes on. */
-  private stageWrite (s: Staged): void {
-    const staged = this.staged!
-    staged.push(s)
-    if (staged.length % DISK_CHUNK === 0) this.flushWrites(staged)
-  }
-
-  /** Sends the staged inline files not yet sent to the disk thread; each gets its temp file or goes back to pending. */
-  private flushWrites (staged: Staged[]): void {
-    const todo = staged.filter(s => s.data !== undefined && s.written === undefined)
-    if (todo.length === 0) return
-    const done = this.disk.writeTemps(todo.map(s => ({ data: s.data!, mtime: s.entry.mtime })))
-    todo.forEach((s, i) => {
-      s.written = done.then(results => {
-        const w = results[i]!
-        s.data = undefined
-        if (w instanceof Error) {
-          this.setPending(s.entry, s.from, s.keepLocal)
-          this.retries.failed(s.entry.path, w)
-        } else { s.tmp = w.tmp; s.local = w.local }
-      })
-    })
-  }
-
   private async applyOne (from: string, { entry: remote, data }: WireEntry): Promise<boolean> {
     // An edit on disk the index has not seen yet becomes a local version first, so it can conflict instead of vanishing.
     const onDisk = this.db.getEntry(this.id, remote.path)
-    const st = (onDisk === undefined || onDisk.deleted) && this.listedAbsent(remote.path) ? null : this.disk.lstat(remote.path)
+    const st = (onDisk === undefined || onDisk.deleted) && this.batch?.absent(remote.path) === true ? null : this.disk.lstat(remote.path)
     let local = onDisk
     if (st !== null && (st.isFile() || st.isDirectory()) && (onDisk === undefined || onDisk.deleted || onDisk.type !== (st.isFile() ? 'file' : 'dir') || (st.isFile() && !sameLocal(onDisk.local, st)))) {
       const change = await this.scanner.examine(remote.path, onDisk)
@@ -505,7 +409,7 @@ export class Share extends EventEmitter<ShareEvents> {
       if (data.length !== entry.size || !(entry.size === 0 ? ZERO_ROOT : fileRoot(data)).equals(entry.root)) {
         this.host.log('warn', `share ${this.id}: inline data for ${rel} from ${from} failed verification; fetching it instead`)
       } else {
-        if (this.staged !== null) { this.stageWrite({ data, entry, from, keepLocal }); return true }
+        if (this.batch !== null) { this.batch.stageWrite(data, entry, from, keepLocal); return true }
         const { tmp, local } = this.disk.writeTemp(data, entry.mtime)
         this.installTemp(tmp, entry, local, from, keepLocal)
         return true
@@ -533,7 +437,7 @@ export class Share extends EventEmitter<ShareEvents> {
       if (src.share !== this.id) continue
       const st = this.disk.lstat(src.path)
       if (st === null || !sameLocal(src.local, st)) continue
-      try { return this.disk.copyToTemp(src.path, entry.mtime, this.staged === null) } catch (err) {
+      try { return this.disk.copyToTemp(src.path, entry.mtime, this.batch === null) } catch (err) {
         if (isSwarmError(err, 'ERR_NO_SPACE')) throw err
       }
     }
@@ -542,7 +446,7 @@ export class Share extends EventEmitter<ShareEvents> {
 
   /** In a batch, the temp file waits for the batch's durability barrier; alone, it was fsync'd and goes in now. */
   private installOrStage (tmp: string, entry: Entry, local: LocalStat, from: string, keepLocal: boolean): void {
-    if (this.staged !== null) this.staged.push({ tmp, entry, local, from, keepLocal })
+    if (this.batch !== null) this.batch.stageTemp(tmp, entry, local, from, keepLocal)
     else this.installTemp(tmp, entry, local, from, keepLocal)
   }
 
