@@ -18,7 +18,7 @@ export class Cluster {
   readonly nodes: TestNode[] = []
 
   /** Starts a node sharing `<base>/<name>/share` as share id 'share', dialing every node started before it. */
-  async add (name: string, opts: { secret?: string, peers?: string[], shareId?: string, handshakeTimeoutMs?: number, peerExchange?: boolean } = {}): Promise<TestNode> {
+  async add (name: string, opts: { secret?: string, peers?: string[], shareId?: string, handshakeTimeoutMs?: number, peerExchange?: boolean, scanInBackground?: boolean } = {}): Promise<TestNode> {
     const dir = join(this.base, name, 'share')
     const state = join(this.base, name, 'state')
     mkdirSync(dir, { recursive: true })
@@ -33,13 +33,16 @@ export class Cluster {
     })
     const t = { node, dir, state, name }
     this.nodes.push(t)
+    // Most tests are about replication, not start-up: they begin once the start sweep indexed the folder.
+    if (opts.scanInBackground !== true) await node.scanned()
     return t
   }
 
   /** Restarts a stopped node with the same folder and state, listening on the same port. */
-  async restart (t: TestNode, peers: string[]): Promise<TestNode> {
+  async restart (t: TestNode, peers: string[], opts: { scanInBackground?: boolean } = {}): Promise<TestNode> {
     const port = t.node.port
     t.node = await startNode({ stateDir: t.state, secret: SECRET, listen: `127.0.0.1:${port}`, peers, shares: [{ dir: t.dir, id: 'share' }] })
+    if (opts.scanInBackground !== true) await t.node.scanned()
     return t
   }
 

@@ -301,6 +301,7 @@ test('a local edit recorded while a remote version is being fetched is not overw
   }, db.openShare('s', dir))
   try {
     await share.start()
+    await share.scanned()
     const mine = db.getEntry('s', 'f.txt')!
     const remote: Entry = { path: 'f.txt', type: 'file', deleted: false, size: 8, mtime: mine.mtime - 100_000, root: Buffer.alloc(32, 7), version: { ...mine.version, PEERbbbb: 5 }, by: 'PEERbbbb' }
     await share.applyRemoteBatch('peerB', [{ entry: remote }])

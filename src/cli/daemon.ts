@@ -61,6 +61,7 @@ export function printNodeEvents (node: SwarmNode, json: boolean): void {
   node.on('file-deleted', e => out('file-deleted', e, `deleted ${p(e.share)}/${p(e.path)}`))
   node.on('conflict', e => out('conflict', e, `conflict on ${p(e.share)}/${p(e.path)}: other version kept as ${p(e.copy)}`))
   node.on('in-sync', e => out('in-sync', e, `share ${e.share} in sync, root ${e.root.slice(0, 16)}…`))
+  node.on('scanned', e => out('scanned', e, `share ${e.share} scanned: ${e.names} names in ${(e.ms / 1000).toFixed(1)} s`))
   node.on('fetched', e => { if (json) out('fetched', e, '') })
   node.on('share-paused', e => out('share-paused', e, `share ${e.share} PAUSED: ${e.reason}`))
   node.on('share-resumed', e => out('share-resumed', e, `share ${e.share} resumed`))

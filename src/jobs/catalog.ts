@@ -8,9 +8,9 @@
 // newer publication wins, then the node id, then the root), with the merged vector.
 import { EventEmitter } from 'node:events'
 import type { IndexDb } from '../store/db.js'
-import { ManifestTree } from '../merkle/manifest.js'
+import { ShareIndex } from '../store/share-index.js'
 import { type Entry, type StoredEntry, pickWinner } from '../model/entry.js'
-import { bumpVersion, compareVersions, maxCounter, mergeVersions } from '../model/version.js'
+import { bumpVersion, compareVersions, mergeVersions } from '../model/version.js'
 import { pathProblem } from '../model/paths.js'
 import type { WireEntry } from '../wire/control.js'
 import { SwarmError } from '../errors.js'
@@ -24,18 +24,21 @@ export class Catalog extends EventEmitter<{ changed: [] }> {
   readonly id = CATALOG_ID
   readonly indexId: string
   readonly paused = false
-  private readonly tree = new ManifestTree()
-  private clock: number
+  private readonly index: ShareIndex
 
   constructor (private readonly db: IndexDb, private readonly shortId: string) {
     super()
     this.indexId = db.openShare(CATALOG_ID, '').indexId
-    this.clock = db.getClock(CATALOG_ID)
-    for (const e of db.allEntries(CATALOG_ID)) { this.tree.set(e); this.clock = Math.max(this.clock, maxCounter(e.version)) }
+    this.index = new ShareIndex(db, CATALOG_ID)
   }
 
-  root (): Buffer { return this.tree.root() }
+  root (): Buffer { return this.index.root() }
+
+  /** Saves the manifest state (the node is stopping). */
+  close (): void { this.index.close() }
   pendingCount (): number { return 0 }
+  /** The catalog has no folder to sweep. */
+  readonly isScanning = false
 
   /** The live entry for a name, or undefined. */
   lookup (name: string): StoredEntry | undefined {
@@ -57,7 +60,7 @@ export class Catalog extends EventEmitter<{ changed: [] }> {
     if (problem !== null) throw new SwarmError('ERR_BAD_ARGUMENT', `name ${JSON.stringify(name)}: ${problem}`)
     const cur = this.db.getEntry(CATALOG_ID, name)
     if (cur !== undefined && !cur.deleted && cur.root.equals(root) && cur.size === size) return cur
-    const e: Entry = { path: name, type: 'file', deleted: false, size, mtime: Date.now(), root, version: bumpVersion(cur?.version, this.shortId, this.clock), by: this.shortId }
+    const e: Entry = { path: name, type: 'file', deleted: false, size, mtime: Date.now(), root, version: bumpVersion(cur?.version, this.shortId, this.index.clock), by: this.shortId }
     this.put(e, '')
     this.emit('changed')
     return e
@@ -92,8 +95,6 @@ export class Catalog extends EventEmitter<{ changed: [] }> {
   }
 
   private put (e: Entry, src: string): void {
-    this.db.putEntry(CATALOG_ID, e, null, src)
-    this.tree.set(e)   // a tombstone leaves the manifest
-    this.clock = Math.max(this.clock, maxCounter(e.version))
+    this.index.put(e, null, src)   // a tombstone leaves the manifest
   }
 }

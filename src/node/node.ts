@@ -74,6 +74,7 @@ export interface NodeEvents {
   'file-deleted': [{ share: string, path: string, from: string }]
   conflict: [{ share: string, path: string, copy: string }]
   'in-sync': [{ share: string, root: string }]
+  scanned: [{ share: string, names: number, ms: number }]   // a share's startup sweep is complete
   /** Every connected node has the same catalog (the jobs' names) as this one. */
   'catalog-in-sync': [{ root: string }]
   /** A share stopped reading, writing and sending: its folder is not the one its index describes (see README). */
@@ -144,6 +145,10 @@ export class SwarmNode extends EventEmitter<NodeEvents> implements SessionHost {
   get address (): string { return this.listener === null ? '' : `${this.listener.host}:${this.listener.port}` }
   get port (): number { return this.listener?.port ?? 0 }
   connectedPeers (): string[] { return [...this.sessions.values()].filter(s => s.ready).map(s => s.peerId) }
+  /** Each connected peer and the stream bytes sent to and received from it on the current connection. */
+  peerTraffic (): Array<{ peerId: string, address: string, sent: number, received: number }> {
+    return [...this.sessions.values()].filter(s => s.ready).map(s => ({ peerId: s.peerId, address: s.conn.remoteAddress, sent: s.conn.bytes.sent, received: s.conn.bytes.received }))
+  }
 
   /** Every log line goes through here: control characters escaped, length capped (peer strings end up in messages). */
   log (level: NodeLogLevel, message: string): void { this.emit('log', { level, message: printable(message, MAX_LOG_CHARS) }) }
@@ -229,6 +234,7 @@ export class SwarmNode extends EventEmitter<NodeEvents> implements SessionHost {
     this.dialer.stop()
     for (const t of this.gcTimers.values()) clearTimeout(t)
     for (const s of this.shares.values()) s.stop()
+    this.catalog?.close()
     this.content.stop()
     for (const s of this.sessions.values()) s.close('node stopping')
     await this.transport?.close()
@@ -255,12 +261,16 @@ export class SwarmNode extends EventEmitter<NodeEvents> implements SessionHost {
     share.on('file-updated', e => this.emit('file-updated', e))
     share.on('file-deleted', e => this.emit('file-deleted', e))
     share.on('conflict', e => this.emit('conflict', e))
+    share.on('scanned', e => this.emit('scanned', e))
     this.shares.set(shareId, share)
     await share.start()
     for (const s of this.sessions.values()) s.sendShares()
     this.onShareChanged(share)
     return share
   }
+
+  /** Resolves once every share's startup sweep is complete (the node serves what its index knows meanwhile). */
+  async scanned (): Promise<void> { for (const s of this.shares.values()) await s.scanned() }
 
   removeShare (id: string): void {
     const share = this.shares.get(id)
@@ -286,7 +296,8 @@ export class SwarmNode extends EventEmitter<NodeEvents> implements SessionHost {
       this.rootTimers.delete(share.id)
       if (this.replica(share.id) !== share || share.paused) return
       const root = share.root()
-      const settled = share.pendingCount() === 0
+      // A share still sweeping its folder at start may not hold what its disk holds yet.
+      const settled = share.pendingCount() === 0 && !share.isScanning
       for (const s of this.sessions.values()) if (s.remoteShares.has(share.id)) s.sendRoot(share.id, root, settled)
       this.checkInSync(share)
     })
@@ -294,7 +305,7 @@ export class SwarmNode extends EventEmitter<NodeEvents> implements SessionHost {
 
   private checkInSync (share: Replica): void {
     const peers = [...this.sessions.values()].filter(s => s.ready && s.remoteShares.has(share.id))
-    if (peers.length === 0 || share.pendingCount() > 0 || share.paused) return
+    if (peers.length === 0 || share.pendingCount() > 0 || share.paused || share.isScanning) return
     const root = share.root()
     for (const p of peers) {
       const r = p.roots.get(share.id)

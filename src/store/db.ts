@@ -45,6 +45,7 @@ CREATE TABLE IF NOT EXISTS clocks (share TEXT PRIMARY KEY, clock INTEGER NOT NUL
 CREATE TABLE IF NOT EXISTS layers (root BLOB PRIMARY KEY, layer BLOB NOT NULL) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS partials (root BLOB PRIMARY KEY, have BLOB NOT NULL) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS blobs (root BLOB NOT NULL, size INTEGER NOT NULL, added INTEGER NOT NULL, PRIMARY KEY (root, size)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS manifests (share TEXT PRIMARY KEY, seq INTEGER NOT NULL, clock INTEGER NOT NULL, state BLOB NOT NULL) WITHOUT ROWID;
 `
 
 // Created (and filled from `layers`) in the same transaction, so an index that predates it gets
@@ -99,6 +100,9 @@ function rowToStored (r: EntryRow): StoredEntry {
 }
 
 export interface ShareRow { id: string, dir: string, indexId: string }
+/** The part of an index row a scan compares with the disk. */
+export interface LocalRow { path: string, dir: boolean, deleted: boolean, local: LocalStat | null }
+const LOCAL_COLS = 'path, type, deleted, lsize, lmtime, lino'
 /** keepLocal: the live local file at the path lost a conflict and is moved aside when this is installed. */
 export interface PendingEntry { entry: Entry, src: string, keepLocal: boolean, asIs: boolean }
 
@@ -189,7 +193,12 @@ export class IndexDb {
       deleteBlob: d.prepare('DELETE FROM blobs WHERE root = ? AND size = ?'),
       allBlobs: d.prepare('SELECT root, size FROM blobs'),
       entriesByRoot: d.prepare('SELECT * FROM entries WHERE share = ? AND root = ? AND deleted = 0'),
-      liveFrom: d.prepare('SELECT * FROM entries WHERE share = ? AND path >= ? ORDER BY path')
+      liveFrom: d.prepare('SELECT * FROM entries WHERE share = ? AND path >= ? ORDER BY path'),
+      getManifest: d.prepare('SELECT seq, clock, state FROM manifests WHERE share = ?'),
+      putManifest: d.prepare('INSERT OR REPLACE INTO manifests (share, seq, clock, state) VALUES (?, ?, ?, ?)'),
+      // Direct children of a folder: the range holds its whole subtree, the rest is filtered in SQLite.
+      childrenOf: d.prepare(`SELECT ${LOCAL_COLS} FROM entries WHERE share = ? AND path > ? AND path < ? AND instr(substr(path, ?), '/') = 0`),
+      topLevel: d.prepare(`SELECT ${LOCAL_COLS} FROM entries WHERE share = ? AND instr(path, '/') = 0`)
     }
   }
 
@@ -239,6 +248,40 @@ export class IndexDb {
 
   allEntries (share: string): StoredEntry[] {
     return (this.st.allEntries.all(share) as EntryRow[]).map(rowToStored)
+  }
+
+  /** Every entry of a share, one at a time (no whole-share array); nothing may be written meanwhile. */
+  * iterateEntries (share: string): Generator<StoredEntry> {
+    for (const r of this.st.allEntries.iterate(share) as IterableIterator<EntryRow>) yield rowToStored(r)
+  }
+
+  /** What the index holds directly inside a folder ('' = the share's top level): type and local stat only, for a scan. */
+  localRowsIn (share: string, dirPath: string): LocalRow[] {
+    const rows = dirPath === ''
+      ? this.st.topLevel.all(share)
+      : this.st.childrenOf.all(share, dirPath + '/', dirPath + '0', dirPath.length + 2)
+    return (rows as Array<Pick<EntryRow, 'path' | 'type' | 'deleted' | 'lsize' | 'lmtime' | 'lino'>>).map(r => ({
+      path: r.path,
+      dir: r.type === TYPE_CODE.dir,
+      deleted: r.deleted === 1,
+      local: r.lsize === null ? null : { size: r.lsize, mtimeMs: r.lmtime ?? 0, ino: r.lino ?? 0 }
+    }))
+  }
+
+  /** The saved manifest state of a share, with the MAX(seq) and version clock it was saved at. */
+  getManifest (share: string): { seq: number, clock: number, state: Buffer } | undefined {
+    return this.st.getManifest.get(share) as { seq: number, clock: number, state: Buffer } | undefined
+  }
+
+  /** Saves a share's manifest state as of the entries written so far (call outside a transaction). */
+  putManifest (share: string, clock: number, state: Buffer): void {
+    const seq = (this.st.maxSeq.get(share) as { seq: number | null }).seq ?? 0
+    this.st.putManifest.run(share, seq, clock, state)
+  }
+
+  /** MAX(seq) of the entries on disk (not the in-memory counter, which starts past it). */
+  storedMaxSeq (share: string): number {
+    return (this.st.maxSeq.get(share) as { seq: number | null }).seq ?? 0
   }
 
   /** Entries after `seq`, leaving out versions that came from peer `notFrom`. */

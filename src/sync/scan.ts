@@ -3,7 +3,7 @@
 // watcher's batches of paths; both produce new entry versions that the Share commits. Files or
 // folders that cannot be read are logged once and left as last indexed — never taken for deleted.
 import type * as fs from 'node:fs'
-import type { IndexDb } from '../store/db.js'
+import type { IndexDb, LocalRow } from '../store/db.js'
 import type { ShareDisk } from '../store/share-disk.js'
 import type { DirWatcher } from '../watch/dir-watcher.js'
 import { fileRoot, ZERO_ROOT } from '../merkle/bep52.js'
@@ -53,39 +53,80 @@ export class LocalScanner {
 
   constructor (private readonly host: ScanHost) {}
 
-  /** Full sweep: walk the folder, hash what changed since the index last saw it, tombstone what is gone. */
+  /** Full sweep, all steps at once (an overflow rescan, tests). The share runs startFullScan()'s steps through its queue. */
   async scanAll (): Promise<void> {
-    const known = new Map<string, StoredEntry>()
-    for (const e of this.host.db.allEntries(this.host.id)) known.set(e.path, e)
-    const seen = new Set<string>()
-    /** Folders that could not be listed: what the index holds below them is kept as it is, not deleted. */
-    const unlisted: string[] = []
-    let batch: Array<{ entry: Entry, local: LocalStat | null }> = []
-    const flush = () => { if (batch.length > 0) { this.host.commit(batch); batch = [] } }
-    const walk = async (relDir: string) => {
-      let dirents: fs.Dirent[]
-      try { dirents = this.host.disk.readdir(relDir) } catch (err) {
-        this.noteUnreadable(relDir, err)
-        unlisted.push(relDir === '' ? '' : relDir + '/')   // '' (the root) covers every path
-        return
-      }
-      this.host.watcher()?.add(relDir)
-      for (const d of dirents) {
-        const rel = joinRel(relDir, d.name)
-        if (rel === META_DIR) continue
-        seen.add(rel)
-        if (this.badName(rel)) continue
-        const change = await this.examine(rel, known.get(rel))
-        if (change !== null) { batch.push(change); if (batch.length >= SCAN_COMMIT_EVERY) flush() }
-        if (d.isDirectory()) await walk(rel)
-      }
+    const scan = this.startFullScan()
+    while (await scan.step()) { /* next folder */ }
+  }
+
+  /** A full sweep that goes one folder per step() (see FullScan). */
+  startFullScan (): FullScan { return new FullScan(this) }
+
+  /**
+   * Scans one folder: lists it, compares each name with the index row directly inside it (a
+   * file whose size, mtime and inode match is not read), records what changed, and says which
+   * subfolders to visit and which indexed names are gone. A folder that cannot be listed is
+   * logged and nothing below it is touched: an unreadable folder is not a deleted one.
+   */
+  async scanFolder (relDir: string, subfolders: string[], gone: string[]): Promise<number> {
+    let dirents: fs.Dirent[]
+    try { dirents = this.host.disk.readdir(relDir) } catch (err) {
+      this.noteUnreadable(relDir, err)
+      return 0
     }
-    await walk('')
-    for (const e of known.values()) {
-      if (!e.deleted && !seen.has(e.path) && !unlisted.some(d => e.path.startsWith(d))) batch.push({ entry: this.tombstone(e), local: null })
+    this.host.watcher()?.add(relDir)
+    const rows = new Map<string, LocalRow>()
+    for (const r of this.host.db.localRowsIn(this.host.id, relDir)) rows.set(r.path, r)
+    let batch: LocalChange[] = []
+    const flush = (): void => { if (batch.length > 0) { this.host.commit(batch); batch = [] } }
+    for (const d of dirents) {
+      const rel = joinRel(relDir, d.name)
+      if (rel === META_DIR) continue
+      const row = rows.get(rel)
+      rows.delete(rel)
+      if (this.badName(rel)) continue
+      if (d.isDirectory()) subfolders.push(rel)
+      if (row !== undefined && !row.deleted && this.unchanged(rel, row, d)) continue
+      const old = row === undefined ? undefined : this.host.db.getEntry(this.host.id, rel)
+      const change = await this.examine(rel, old)
+      if (change === null) continue
+      batch.push(change)
+      if (old !== undefined && !old.deleted && old.type === 'dir' && change.entry.type !== 'dir') {
+        // The folder became a file: what the index held below it is gone.
+        for (const child of this.host.db.liveChildren(this.host.id, rel)) batch.push({ entry: this.tombstone(child), local: null })
+      }
       if (batch.length >= SCAN_COMMIT_EVERY) flush()
     }
     flush()
+    for (const r of rows.values()) if (!r.deleted) gone.push(r.path)
+    return dirents.length
+  }
+
+  /** True if the disk still holds what the row says, judged without reading the file. */
+  private unchanged (rel: string, row: LocalRow, d: fs.Dirent): boolean {
+    if (row.dir) return d.isDirectory()
+    if (!d.isFile()) return false
+    const st = this.host.disk.lstat(rel)
+    if (st === null || !st.isFile() || !sameLocal(row.local, st)) return false
+    this.unreadable.delete(rel)
+    return true
+  }
+
+  /** Tombstones for indexed paths a sweep did not find (and everything below a vanished folder), if still absent. */
+  async recordGone (paths: string[]): Promise<void> {
+    let batch: LocalChange[] = []
+    for (const rel of paths) {
+      const old = this.host.db.getEntry(this.host.id, rel)
+      if (old === undefined || old.deleted) continue
+      const change = await this.examine(rel, old)
+      if (change === null) continue
+      batch.push(change)
+      if (change.entry.deleted && old.type === 'dir') {
+        for (const child of this.host.db.liveChildren(this.host.id, rel)) batch.push({ entry: this.tombstone(child), local: null })
+      }
+      if (batch.length >= SCAN_COMMIT_EVERY) { this.host.commit(batch); batch = [] }
+    }
+    if (batch.length > 0) this.host.commit(batch)
   }
 
   /** Watcher batch: look at each path (and below new folders) and record what changed. */
@@ -221,4 +262,36 @@ export class LocalScanner {
     return { ...e, deleted: true, size: 0, root: ZERO_ROOT, version: bumpVersion(e.version, this.host.shortId, this.host.clock()), by: this.host.shortId }
   }
 
+}
+
+/**
+ * A full sweep of a share in steps, one folder each (the share runs each step through its
+ * local queue, so peers' batches and watcher events are not held up behind a long scan). It
+ * holds only the folders still to visit and the indexed paths found gone; tombstones are
+ * recorded last, after every new file, so a rename is applied on peers as copy-then-delete.
+ */
+export class FullScan {
+  private readonly todo: string[] = ['']
+  private readonly gone: string[] = []
+  private finished = false
+  readonly startedAt = Date.now()
+  /** Names listed so far. */
+  seen = 0
+
+  constructor (private readonly scanner: LocalScanner) {}
+
+  /** Scans the next folder (or records what is gone, last); false once the sweep is complete. */
+  async step (): Promise<boolean> {
+    if (this.finished) return false
+    const dir = this.todo.pop()
+    if (dir !== undefined) {
+      const sub: string[] = []
+      this.seen += await this.scanner.scanFolder(dir, sub, this.gone)
+      for (let i = sub.length - 1; i >= 0; i--) this.todo.push(sub[i]!)   // depth first, in listing order
+      return true
+    }
+    await this.scanner.recordGone(this.gone)
+    this.finished = true
+    return false
+  }
 }

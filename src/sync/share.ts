@@ -6,13 +6,13 @@
 import { EventEmitter } from 'node:events'
 import * as fs from 'node:fs'
 import { IndexDb, type PendingEntry, type ShareRow } from '../store/db.js'
-import { ManifestTree } from '../merkle/manifest.js'
+import { ShareIndex } from '../store/share-index.js'
 import { fileRoot, ZERO_ROOT } from '../merkle/bep52.js'
 import { DirWatcher } from '../watch/dir-watcher.js'
 import { SwarmError, isSwarmError } from '../errors.js'
 import { type Entry, type LocalStat, type StoredEntry, localStatOf, sameContent, sameLocal } from '../model/entry.js'
 import { decide } from './merge.js'
-import { compareVersions, maxCounter } from '../model/version.js'
+import { compareVersions } from '../model/version.js'
 import { META_DIR, conflictName, numberedName, parentOf } from '../model/paths.js'
 import { ShareDisk, mapWriteError } from '../store/share-disk.js'
 import type { WireEntry } from '../wire/control.js'
@@ -48,6 +48,7 @@ export interface ShareEvents {
   'file-updated': [{ share: string, path: string, root: string, from: string }]
   'file-deleted': [{ share: string, path: string, from: string }]
   conflict: [{ share: string, path: string, copy: string }]
+  scanned: [{ share: string, names: number, ms: number }]        // the startup sweep is complete
 }
 
 export class Share extends EventEmitter<ShareEvents> {
@@ -55,7 +56,8 @@ export class Share extends EventEmitter<ShareEvents> {
   readonly dir: string
   readonly indexId: string
   readonly disk: ShareDisk
-  private readonly tree = new ManifestTree()
+  /** The share's rows and its manifest root (store/share-index.ts): every entry is written through it. */
+  private readonly index: ShareIndex
   private readonly feed: ShareFeed
   private watcher: DirWatcher | null = null
   private localQueue: Promise<void> = Promise.resolve()
@@ -63,8 +65,6 @@ export class Share extends EventEmitter<ShareEvents> {
   /** Pending paths whose write failed: the reason last logged and how many times it was tried. */
   private readonly retries: RetryBackoff
   /** While a batch is applied: temp files written, waiting for one durability barrier before they go in place. */
-  /** The highest version counter seen in this share (see bumpVersion), kept across tombstone GC. */
-  private clock = 0
   /** The batch of a peer's entries being applied (batch.ts): its files wait there for one durability barrier. */
   private batch: RemoteBatch | null = null
   private readonly batchHost: BatchHost
@@ -79,6 +79,8 @@ export class Share extends EventEmitter<ShareEvents> {
   private readonly asIs = new WeakSet<Entry>()
   private stopped = false
   private started = false
+  /** The startup sweep while it runs (see runStartupScan). */
+  private scanning: Promise<void> | null = null
   /** Why the share is paused, or null while it runs. */
   pausedReason: string | null = null
   private pauseTimer: NodeJS.Timeout | null = null
@@ -90,6 +92,7 @@ export class Share extends EventEmitter<ShareEvents> {
     this.dir = row.dir
     this.indexId = row.indexId
     this.disk = new ShareDisk(row.dir)
+    this.index = new ShareIndex(host.db, row.id)
     this.feed = new ShareFeed(host.db, row.id, this.disk)
     this.retries = new RetryBackoff(rel => this.retryPending(rel), (level, msg) => host.log(level, `share ${this.id}: ${msg}`))
     this.batchHost = {
@@ -101,7 +104,7 @@ export class Share extends EventEmitter<ShareEvents> {
     }
     this.scanner = new LocalScanner({
       id: this.id, db: host.db, disk: this.disk, shortId: host.shortId,
-      clock: () => this.clock,
+      clock: () => this.index.clock,
       watcher: () => this.watcher,
       commit: (changes) => this.commitLocal(changes),
       requeue: (rel) => { void this.enqueueLocal(() => this.scanner.examinePaths([rel])) },
@@ -123,8 +126,6 @@ export class Share extends EventEmitter<ShareEvents> {
   async start (): Promise<void> {
     if (!this.started) {
       this.started = true
-      this.clock = this.db.getClock(this.id)
-      for (const e of this.db.allEntries(this.id)) { this.tree.set(e); this.clock = Math.max(this.clock, maxCounter(e.version)) }
       for (const p of this.db.allPending(this.id)) this.pendingSet.add(p.entry.path)
     }
     const problem = this.folderProblem()
@@ -136,15 +137,38 @@ export class Share extends EventEmitter<ShareEvents> {
       onError: (err, dir) => this.host.log('warn', `share ${this.id}: cannot watch ${dir || '.'}: ${err.message}`)
     })
     this.watcher.add('')
-    await this.enqueueLocal(() => this.scanner.scanAll())
+    this.scanning = this.runStartupScan()
+  }
+
+  /**
+   * The startup sweep, in the background: the share serves what its index knows meanwhile (peers
+   * are told it is not settled, so nobody counts it in sync). One folder per turn of the local
+   * queue, so peers' batches and watcher events interleave with a long scan.
+   */
+  private async runStartupScan (): Promise<void> {
+    const scan = this.scanner.startFullScan()
+    let more = true
+    while (more && !this.stopped && !this.paused) await this.enqueueLocal(async () => { more = await scan.step() })
+    if (more) { this.scanning = null; return }   // stopped or paused: a resume starts a new sweep
+    this.index.save()
+    this.scanning = null
+    this.emit('scanned', { share: this.id, names: scan.seen, ms: Date.now() - scan.startedAt })
+    this.emit('changed')
     for (const p of this.db.allPending(this.id)) this.retryPending(p.entry.path)
   }
+
+  /** Resolves once the startup sweep is complete (at once if none is running). */
+  async scanned (): Promise<void> { while (this.scanning !== null) await this.scanning }
+
+  /** True while the startup sweep runs: the share's root may not yet reflect the disk. */
+  get isScanning (): boolean { return this.scanning !== null }
 
   stop (): void {
     this.stopped = true
     this.watcher?.close()
     if (this.pauseTimer !== null) clearTimeout(this.pauseTimer)
     this.retries.stop()
+    this.index.close()
   }
 
   get paused (): boolean { return this.pausedReason !== null }
@@ -156,7 +180,7 @@ export class Share extends EventEmitter<ShareEvents> {
    * the index lists files is refused the same way unless the user says it was emptied on purpose.
    */
   private folderProblem (): string | null {
-    return this.disk.folderProblem(this.id, this.tree.size, this.opts.acceptEmpty === true)
+    return this.disk.folderProblem(this.id, this.index.size, this.opts.acceptEmpty === true)
   }
 
   private pause (reason: string): void {
@@ -184,7 +208,7 @@ export class Share extends EventEmitter<ShareEvents> {
     }
   }
 
-  root (): Buffer { return this.tree.root() }
+  root (): Buffer { return this.index.root() }
   pendingCount (): number { return this.pendingSet.size }
 
   private setPending (e: Entry, src: string, keepLocal = false): void {
@@ -196,7 +220,7 @@ export class Share extends EventEmitter<ShareEvents> {
     if (!this.pendingSet.delete(path)) return
     this.db.deletePending(this.id, path)
   }
-  get entryCount (): number { return this.tree.size }
+  get entryCount (): number { return this.index.size }
 
   /** Local work (scans, watcher batches) runs one at a time, in order. */
   private enqueueLocal (fn: () => Promise<void>): Promise<void> {
@@ -214,9 +238,7 @@ export class Share extends EventEmitter<ShareEvents> {
     }
     this.db.transaction(() => {
       for (const c of changes) {
-        this.db.putEntry(this.id, c.entry, c.local)
-        this.tree.set(c.entry)
-        this.clock = Math.max(this.clock, maxCounter(c.entry.version))
+        this.index.put(c.entry, c.local)
       }
     })
     for (const c of changes) {
@@ -323,9 +345,7 @@ export class Share extends EventEmitter<ShareEvents> {
   }
 
   private putAndTrack (e: Entry, local: LocalStat | null, src = ''): void {
-    this.db.putEntry(this.id, e, local, this.asIs.has(e) ? src : '')
-    this.tree.set(e)
-    this.clock = Math.max(this.clock, maxCounter(e.version))
+    this.index.put(e, local, this.asIs.has(e) ? src : '')
   }
 
   /**

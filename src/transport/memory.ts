@@ -16,7 +16,7 @@
 // The dial host is not checked (use 'mem'); remoteAddress is 'mem:<port>'.
 import { Duplex } from 'node:stream'
 import { SwarmError } from '../errors.js'
-import type { Connection, Listener, Transport } from './types.js'
+import type { ByteCounts, Connection, Listener, Transport } from './types.js'
 
 export interface MemoryTransportOptions {
   /** Streams the remote may have open towards this transport at once (quic.ts: maxConcurrentStreams). */
@@ -47,6 +47,8 @@ class MemStream extends Duplex {
   #writeStopped = false
   /** handed to user code (returned by openStream or given to the onStream handler) */
   delivered = false
+  /** the byte counts of the connection this end belongs to */
+  bytes: ByteCounts = { sent: 0, received: 0 }
   readonly #announce: (s: MemStream) => void
   readonly #onGone: (s: MemStream) => void
 
@@ -97,6 +99,8 @@ class MemStream extends Duplex {
       cb(new SwarmError('ERR_CLOSED', 'stream stopped by peer'))
       return
     }
+    this.bytes.sent += chunk.length
+    other.bytes.received += chunk.length
     // copy: the writer may reuse its buffer once the callback ran
     if (other.push(Buffer.from(chunk))) cb()
     else this.#pendingWrite = cb
@@ -147,6 +151,7 @@ class MemConnection implements Connection {
   readonly remoteAddress: string
   readonly direction: 'inbound' | 'outbound'
   readonly closed: Promise<void>
+  readonly bytes: ByteCounts = { sent: 0, received: 0 }
   peer: MemConnection | undefined
   readonly #streams = new Set<MemStream>()
   readonly #queue: MemStream[] = []
@@ -184,6 +189,8 @@ class MemConnection implements Connection {
       s => { peer.#streams.delete(s); this.#releaseSlot() })
     this.#streams.add(local)
     peer.#streams.add(remote)
+    local.bytes = this.bytes
+    remote.bytes = peer.bytes
     return local
   }
 

@@ -33,7 +33,7 @@ import { isIP } from 'node:net'
 import { Duplex } from 'node:stream'
 import { SwarmError } from '../errors.js'
 import type { Identity } from './identity.js'
-import type { Connection, Listener, StreamOptions, Transport } from './types.js'
+import type { ByteCounts, Connection, Listener, StreamOptions, Transport } from './types.js'
 
 // ---------------------------------------------------------------- tunables
 
@@ -210,11 +210,14 @@ class QuicStream extends Duplex {
   #readEnded = false
   /** See StreamOptions.bulkReadDelayMs. */
   bulkReadDelayMs = 0
+  /** The connection's byte counts, which this stream adds to. */
+  readonly #bytes: ByteCounts
 
-  constructor (native: NapiStream, readChunk: number, onGone: (s: QuicStream) => void) {
+  constructor (native: NapiStream, readChunk: number, bytes: ByteCounts, onGone: (s: QuicStream) => void) {
     super({ allowHalfOpen: true, readableHighWaterMark: STREAM_HIGH_WATER_MARK, writableHighWaterMark: STREAM_HIGH_WATER_MARK })
     this.#native = native
     this.#readChunk = readChunk
+    this.#bytes = bytes
     this.#onGone = onGone
     // A peer that resets a stream or drops the connection must not crash the
     // process through an unhandled 'error': errors still reach every listener
@@ -248,6 +251,7 @@ class QuicStream extends Duplex {
           this.push(null)
           return
         }
+        this.#bytes.received += chunk.byteLength
         // _read() re-entered during push() sets #wantRead again
         if (this.push(Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength))) this.#wantRead = true
         if (this.bulkReadDelayMs > 0 && chunk.byteLength < this.#readChunk / BULK_SMALL_READ_FRACTION && this.#wantRead) {
@@ -262,7 +266,7 @@ class QuicStream extends Duplex {
   }
 
   override _write (chunk: Buffer, _encoding: BufferEncoding, cb: (err?: Error | null) => void): void {
-    this.#native.write(chunk).then(() => cb(), (err: unknown) => cb(streamError(err)))
+    this.#native.write(chunk).then(() => { this.#bytes.sent += chunk.length; cb() }, (err: unknown) => cb(streamError(err)))
   }
 
   override _writev (chunks: Array<{ chunk: Buffer, encoding: BufferEncoding }>, cb: (err?: Error | null) => void): void {
@@ -279,7 +283,7 @@ class QuicStream extends Duplex {
       groupBytes += chunk.length
     }
     if (group.length > 0) batches.push(group.length === 1 ? group[0] as Buffer : Buffer.concat(group, groupBytes))
-    const run = async (): Promise<void> => { for (const b of batches) await this.#native.write(b) }
+    const run = async (): Promise<void> => { for (const b of batches) { await this.#native.write(b); this.#bytes.sent += b.length } }
     run().then(() => cb(), (err: unknown) => cb(streamError(err)))
   }
 
@@ -304,6 +308,7 @@ class QuicConnection implements Connection {
   readonly remoteAddress: string
   readonly direction: 'inbound' | 'outbound'
   readonly closed: Promise<void>
+  readonly bytes: ByteCounts = { sent: 0, received: 0 }
   readonly #native: NapiConnection
   readonly #readChunk: number
   readonly #streams = new Set<QuicStream>()
@@ -358,7 +363,7 @@ class QuicConnection implements Connection {
   }
 
   #wrap (native: NapiStream): QuicStream {
-    const s = new QuicStream(native, this.#readChunk, gone => { this.#streams.delete(gone) })
+    const s = new QuicStream(native, this.#readChunk, this.bytes, gone => { this.#streams.delete(gone) })
     this.#streams.add(s)
     return s
   }

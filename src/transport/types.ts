@@ -21,7 +21,12 @@ export interface Connection {
   close (reason?: string): void
   /** Resolves once, when the connection is gone (either side, idle timeout, abort). Never rejects. */
   readonly closed: Promise<void>
+  /** Stream payload bytes carried so far, both ways, over all streams of this connection. */
+  readonly bytes: ByteCounts
 }
+
+/** Stream payload bytes (not UDP datagrams: no QUIC headers, acks or retransmissions). */
+export interface ByteCounts { sent: number, received: number }
 
 export interface Listener {
   readonly host: string
