@@ -101,7 +101,7 @@ static void deliver (watcher_t* w, int errcode, const char* data, size_t len) {
   if (napi_open_handle_scope(env, &scope) != napi_ok) return;
   napi_value cb, recv, argv[2], result;
   if (w->callback == NULL || napi_get_reference_value(env, w->callback, &cb) != napi_ok || cb == NULL) goto out;
-  napi_get_undefined(env, &recv);
+  napi_get_global(env, &recv);   // MakeCallback needs an object receiver
   if (errcode != 0) {
     napi_value code, msg;
     napi_create_string_utf8(env, uv_err_name(-errcode), NAPI_AUTO_LENGTH, &code);

@@ -8,7 +8,7 @@ import * as fs from 'node:fs'
 import { IndexDb, type PendingEntry, type ShareRow } from '../store/db.js'
 import { ManifestTree } from '../merkle/manifest.js'
 import { fileRoot, ZERO_ROOT } from '../merkle/bep52.js'
-import { DirWatcher } from '../watch/dir-watcher.js'
+import { createWatcher, type Watcher, type WatchEvent } from '../watch/index.js'
 import { SwarmError, isSwarmError } from '../errors.js'
 import { type Entry, type LocalStat, type StoredEntry, localStatOf, sameContent, sameLocal } from '../model/entry.js'
 import { decide } from './merge.js'
@@ -57,7 +57,7 @@ export class Share extends EventEmitter<ShareEvents> {
   readonly disk: ShareDisk
   private readonly tree = new ManifestTree()
   private readonly feed: ShareFeed
-  private watcher: DirWatcher | null = null
+  private watcher: Watcher | null = null
   private localQueue: Promise<void> = Promise.resolve()
   private readonly fetching = new Set<string>()
   /** Pending paths whose write failed: the reason last logged and how many times it was tried. */
@@ -79,6 +79,8 @@ export class Share extends EventEmitter<ShareEvents> {
   private readonly asIs = new WeakSet<Entry>()
   private stopped = false
   private started = false
+  /** A full rescan after a watcher overflow is queued and has not started yet. */
+  private rescanQueued = false
   /** Why the share is paused, or null while it runs. */
   pausedReason: string | null = null
   private pauseTimer: NodeJS.Timeout | null = null
@@ -130,14 +132,33 @@ export class Share extends EventEmitter<ShareEvents> {
     const problem = this.folderProblem()
     if (problem !== null) { this.pause(problem); return }
     this.disk.init()
-    this.watcher = new DirWatcher(this.dir, {
+    this.watcher = createWatcher(this.dir, {
       ignore: (rel) => rel === META_DIR || rel.startsWith(META_DIR + '/'),
-      onPaths: (paths) => { this.enqueueLocal(() => this.scanner.examinePaths([...paths])) },
-      onError: (err, dir) => this.host.log('warn', `share ${this.id}: cannot watch ${dir || '.'}: ${err.message}`)
+      onEvents: (events) => { this.onWatchEvents(events) },
+      onError: (err, dir) => this.host.log('warn', `share ${this.id}: ${dir === '' ? 'watcher' : `cannot watch ${dir}`}: ${err.message}`)
     })
     this.watcher.add('')
     await this.enqueueLocal(() => this.scanner.scanAll())
     for (const p of this.db.allPending(this.id)) this.retryPending(p.entry.path)
+  }
+
+  /**
+   * A watcher batch: the paths it names are looked at against the index (a move: both of its
+   * paths; a new folder: the folder, which examinePaths walks). An overflow lost events: rescan.
+   */
+  private onWatchEvents (events: WatchEvent[]): void {
+    if (events.some(e => e.kind === 'overflow')) {
+      if (this.rescanQueued) return   // one rescan not yet started covers this overflow too
+      this.rescanQueued = true
+      this.host.log('warn', `share ${this.id}: the watcher lost events (kernel queue overflow); rescanning the folder`)
+      void this.enqueueLocal(async () => { this.rescanQueued = false; await this.scanner.scanAll() })
+      return
+    }
+    const paths = new Set<string>()
+    for (const e of events) {
+      if (e.kind === 'move') { paths.add(e.from); paths.add(e.to) } else if (e.kind !== 'overflow') paths.add(e.path)
+    }
+    void this.enqueueLocal(() => this.scanner.examinePaths([...paths]))
   }
 
   stop (): void {

@@ -1,0 +1,166 @@
+// The fallback watch backend, where the native inotify addon cannot load (not Linux, the build
+// failed, or SWARM_WATCHER=chokidar): chokidar watches the share recursively. This file owns
+// mapping chokidar's events onto the contract (watcher.ts). What it cannot give:
+//  - close-write: a file is announced once its size has been stable for AWAIT_WRITE_STABLE_MS
+//    (chokidar's awaitWriteFinish), so reportsCloseWrite is false and the sync layer also waits
+//    for young big files to settle;
+//  - moves: chokidar reports a rename as unlink + add; the two are paired here by inode
+//    (learned from the stats of the events this watcher saw, so a file that has not changed
+//    since the watcher started is reported as delete + create);
+//  - overflow: none is ever reported.
+import { lstatSync } from 'node:fs'
+import { isAbsolute, relative, sep } from 'node:path'
+import { watch, type FSWatcher } from 'chokidar'
+import type { Stats } from 'node:fs'
+import { EventBatcher } from './batcher.js'
+import { type RelPath, type Watcher, type WatcherOptions, isWithin } from './watcher.js'
+
+/** A file is announced once its size has not changed for this long... */
+export const AWAIT_WRITE_STABLE_MS = 100
+/** ...checked this often. */
+export const AWAIT_WRITE_POLL_MS = 25
+/**
+ * A deleted path whose inode is known waits this long for an add of the same inode (a rename):
+ * longer than an add waits for its file to be stable, since the add comes after that wait.
+ */
+export const MOVE_PAIR_MS = AWAIT_WRITE_STABLE_MS * 3
+
+interface HeldDelete { path: RelPath, dir: boolean, timer: NodeJS.Timeout }
+
+export class ChokidarWatcher implements Watcher {
+  readonly backend = 'chokidar' as const
+  readonly reportsCloseWrite = false
+  readonly ready: Promise<void>
+  private readonly fsw: FSWatcher
+  private readonly batcher: EventBatcher
+  /** Folders passed to add() that chokidar watches recursively. */
+  private readonly tops = new Set<RelPath>()
+  /** Inode of each path seen in an event (for pairing renames), and the reverse. */
+  private readonly inoOf = new Map<RelPath, number>()
+  private readonly pathOfIno = new Map<number, RelPath>()
+  /** Deletes held back for MOVE_PAIR_MS, by inode. */
+  private readonly held = new Map<number, HeldDelete>()
+  /** Old paths of moves already reported: their unlink, when it comes, is not news. */
+  private readonly movedAway = new Set<RelPath>()
+  private closed = false
+
+  constructor (private readonly root: string, private readonly opts: WatcherOptions) {
+    this.batcher = new EventBatcher(opts.onEvents)
+    this.fsw = watch([], {
+      persistent: false,            // a share's watcher must not keep the process alive
+      ignoreInitial: true,          // the sync layer's own scan covers what is already there
+      followSymlinks: false,
+      alwaysStat: true,             // the inode pairs a rename's unlink and add
+      awaitWriteFinish: { stabilityThreshold: AWAIT_WRITE_STABLE_MS, pollInterval: AWAIT_WRITE_POLL_MS },
+      ignored: (p: string) => { const rel = this.rel(p); return rel !== null && rel !== '' && opts.ignore(rel) }
+    })
+    this.ready = new Promise(resolve => this.fsw.once('ready', () => resolve()))
+    this.fsw.on('add', (p, st) => { this.added(p, st, false) })
+    this.fsw.on('addDir', (p, st) => { this.added(p, st, true) })
+    this.fsw.on('change', (p, st) => { const rel = this.rel(p); if (rel !== null) { this.learn(rel, st); this.batcher.push({ kind: 'write', path: rel }) } })
+    this.fsw.on('unlink', (p) => { this.removed(p, false) })
+    this.fsw.on('unlinkDir', (p) => { this.removed(p, true) })
+    this.fsw.on('error', (err) => { this.opts.onError(err as Error, '') })
+  }
+
+  get watchCount (): number {
+    return Object.keys(this.fsw.getWatched()).length
+  }
+
+  add (relDir: RelPath): void {
+    if (this.closed || (relDir !== '' && this.opts.ignore(relDir))) return
+    for (const t of this.tops) if (isWithin(relDir, t)) return   // already watched recursively
+    this.tops.add(relDir)
+    this.fsw.add(this.abs(relDir))
+  }
+
+  remove (relDir: RelPath): void {
+    // chokidar drops the watches of folders that go; only a top added here is unwatched by hand.
+    if (this.closed || !this.tops.delete(relDir)) return
+    this.fsw.unwatch(this.abs(relDir))
+  }
+
+  close (): void {
+    if (this.closed) return
+    this.closed = true
+    this.batcher.close()
+    for (const h of this.held.values()) clearTimeout(h.timer)
+    this.held.clear()
+    void this.fsw.close()
+  }
+
+  private abs (rel: RelPath): string {
+    return rel === '' ? this.root : this.root + sep + rel.split('/').join(sep)
+  }
+
+  /** The share-relative path of a path chokidar reports, or null if it is outside the share. */
+  private rel (p: string): RelPath | null {
+    const r = isAbsolute(p) ? relative(this.root, p) : p
+    if (r.startsWith('..')) return null
+    return sep === '/' ? r : r.split(sep).join('/')
+  }
+
+  private learn (rel: RelPath, st: Stats | undefined): void {
+    if (st === undefined) return
+    const old = this.inoOf.get(rel)
+    if (old !== undefined && this.pathOfIno.get(old) === rel) this.pathOfIno.delete(old)
+    this.inoOf.set(rel, st.ino)
+    this.pathOfIno.set(st.ino, rel)
+  }
+
+  private forget (rel: RelPath): number | undefined {
+    const ino = this.inoOf.get(rel)
+    this.inoOf.delete(rel)
+    if (ino !== undefined && this.pathOfIno.get(ino) === rel) this.pathOfIno.delete(ino)
+    return ino
+  }
+
+  private added (p: string, st: Stats | undefined, dir: boolean): void {
+    const rel = this.rel(p)
+    if (rel === null || rel === '' || this.closed) return
+    this.movedAway.delete(rel)
+    const ino = st?.ino
+    if (ino !== undefined) {
+      // The unlink came first and is held: the pair is a rename.
+      const h = this.held.get(ino)
+      if (h !== undefined && h.path !== rel) {
+        clearTimeout(h.timer)
+        this.held.delete(ino)
+        this.learn(rel, st)
+        this.batcher.push({ kind: 'move', from: h.path, to: rel, dir })
+        return
+      }
+      // The add came first: the inode was last seen under a path that no longer holds it.
+      const before = this.pathOfIno.get(ino)
+      if (before !== undefined && before !== rel && !this.holds(before, ino)) {
+        this.forget(before)
+        this.movedAway.add(before)
+        this.learn(rel, st)
+        this.batcher.push({ kind: 'move', from: before, to: rel, dir })
+        return
+      }
+    }
+    this.learn(rel, st)
+    this.batcher.push({ kind: dir ? 'dir-create' : 'create', path: rel })
+  }
+
+  private removed (p: string, dir: boolean): void {
+    const rel = this.rel(p)
+    if (rel === null || rel === '' || this.closed) return
+    if (this.movedAway.delete(rel)) return
+    const ino = this.forget(rel)
+    if (ino === undefined) { this.batcher.push({ kind: 'delete', path: rel }); return }
+    const prev = this.held.get(ino)
+    if (prev !== undefined) { clearTimeout(prev.timer); this.batcher.push({ kind: 'delete', path: prev.path }) }
+    const timer = setTimeout(() => {
+      this.held.delete(ino)
+      this.batcher.push({ kind: 'delete', path: rel })
+    }, MOVE_PAIR_MS)
+    timer.unref()
+    this.held.set(ino, { path: rel, dir, timer })
+  }
+
+  private holds (rel: RelPath, ino: number): boolean {
+    try { return lstatSync(this.abs(rel)).ino === ino } catch { return false }
+  }
+}
