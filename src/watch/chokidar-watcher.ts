@@ -16,9 +16,9 @@ import { EventBatcher } from './batcher.js'
 import { type RelPath, type Watcher, type WatcherOptions, isWithin } from './watcher.js'
 
 /** A file is announced once its size has not changed for this long... */
-export const AWAIT_WRITE_STABLE_MS = 100
+export const AWAIT_WRITE_STABLE_MS = 150
 /** ...checked this often. */
-export const AWAIT_WRITE_POLL_MS = 25
+export const AWAIT_WRITE_POLL_MS = 30
 /**
  * A deleted path whose inode is known waits this long for an add of the same inode (a rename):
  * longer than an add waits for its file to be stable, since the add comes after that wait.
@@ -64,7 +64,8 @@ export class ChokidarWatcher implements Watcher {
   }
 
   get watchCount (): number {
-    return Object.keys(this.fsw.getWatched()).length
+    // getWatched() also lists the parent of each folder added (chokidar watches it for the folder's own events).
+    return Object.keys(this.fsw.getWatched()).filter(d => this.rel(d) !== null).length
   }
 
   add (relDir: RelPath): void {
