@@ -138,6 +138,7 @@ export class Share extends EventEmitter<ShareEvents> {
       onError: (err, dir) => this.host.log('warn', `share ${this.id}: ${dir === '' ? 'watcher' : `cannot watch ${dir}`}: ${err.message}`)
     })
     this.watcher.add('')
+    await this.watcher.ready   // chokidar misses what changes during its first crawl: the scan comes after it
     await this.enqueueLocal(() => this.scanner.scanAll())
     for (const p of this.db.allPending(this.id)) this.retryPending(p.entry.path)
   }

@@ -1,9 +1,11 @@
 // The fallback watch backend, where the native inotify addon cannot load (not Linux, the build
 // failed, or SWARM_WATCHER=chokidar): chokidar watches the share recursively. This file owns
 // mapping chokidar's events onto the contract (watcher.ts). What it cannot give:
-//  - close-write: a file is announced once its size has been stable for AWAIT_WRITE_STABLE_MS
-//    (chokidar's awaitWriteFinish), so reportsCloseWrite is false and the sync layer also waits
-//    for young big files to settle;
+//  - close-write: a file is announced once its size and mtime have been stable for
+//    AWAIT_WRITE_STABLE_MS (checked here, not with chokidar's awaitWriteFinish, which drops the
+//    unlink of a file whose add it still holds back: a file installed and at once renamed or
+//    deleted would stay in the index), so reportsCloseWrite is false and the sync layer also
+//    waits for young big files to settle;
 //  - moves: chokidar reports a rename as unlink + add; the two are paired here by inode
 //    (learned from the stats of the events this watcher saw, so a file that has not changed
 //    since the watcher started is reported as delete + create);
@@ -20,12 +22,14 @@ export const AWAIT_WRITE_STABLE_MS = 150
 /** ...checked this often. */
 export const AWAIT_WRITE_POLL_MS = 30
 /**
- * A deleted path whose inode is known waits this long for an add of the same inode (a rename):
- * longer than an add waits for its file to be stable, since the add comes after that wait.
+ * A deleted path whose inode is known waits this long for an add of the same inode (a rename).
+ * chokidar reports the add at once and holds an unlink back 100 ms itself (its `atomic`), so the
+ * add nearly always comes first and this wait is rare.
  */
-export const MOVE_PAIR_MS = AWAIT_WRITE_STABLE_MS * 3
+export const MOVE_PAIR_MS = 200
 
 interface HeldDelete { path: RelPath, dir: boolean, timer: NodeJS.Timeout }
+interface Unsettled { kind: 'create' | 'write', size: number, mtimeMs: number, since: number, timer: NodeJS.Timeout }
 
 export class ChokidarWatcher implements Watcher {
   readonly backend = 'chokidar' as const
@@ -40,9 +44,12 @@ export class ChokidarWatcher implements Watcher {
   private readonly pathOfIno = new Map<number, RelPath>()
   /** Deletes held back for MOVE_PAIR_MS, by inode. */
   private readonly held = new Map<number, HeldDelete>()
+  /** Files added or changed whose size and mtime have not been stable for AWAIT_WRITE_STABLE_MS yet. */
+  private readonly unsettled = new Map<RelPath, Unsettled>()
   /** Old paths of moves already reported: their unlink, when it comes, is not news. */
   private readonly movedAway = new Set<RelPath>()
   private closed = false
+  private readyNow: () => void = () => {}
 
   constructor (private readonly root: string, private readonly opts: WatcherOptions) {
     this.batcher = new EventBatcher(opts.onEvents)
@@ -51,13 +58,13 @@ export class ChokidarWatcher implements Watcher {
       ignoreInitial: true,          // the sync layer's own scan covers what is already there
       followSymlinks: false,
       alwaysStat: true,             // the inode pairs a rename's unlink and add
-      awaitWriteFinish: { stabilityThreshold: AWAIT_WRITE_STABLE_MS, pollInterval: AWAIT_WRITE_POLL_MS },
       ignored: (p: string) => { const rel = this.rel(p); return rel !== null && rel !== '' && opts.ignore(rel) }
     })
-    this.ready = new Promise(resolve => this.fsw.once('ready', () => resolve()))
+    // Resolved by chokidar's first 'ready', or by close (a caller waiting must not hang).
+    this.ready = new Promise(resolve => { this.readyNow = resolve; this.fsw.once('ready', () => resolve()) })
     this.fsw.on('add', (p, st) => { this.added(p, st, false) })
     this.fsw.on('addDir', (p, st) => { this.added(p, st, true) })
-    this.fsw.on('change', (p, st) => { const rel = this.rel(p); if (rel !== null) { this.learn(rel, st); this.batcher.push({ kind: 'write', path: rel }) } })
+    this.fsw.on('change', (p, st) => { const rel = this.rel(p); if (rel !== null && rel !== '') { this.learn(rel, st); this.unsettle(rel, 'write') } })
     this.fsw.on('unlink', (p) => { this.removed(p, false) })
     this.fsw.on('unlinkDir', (p) => { this.removed(p, true) })
     this.fsw.on('error', (err) => { this.opts.onError(err as Error, '') })
@@ -84,9 +91,12 @@ export class ChokidarWatcher implements Watcher {
   close (): void {
     if (this.closed) return
     this.closed = true
+    this.readyNow()
     this.batcher.close()
     for (const h of this.held.values()) clearTimeout(h.timer)
     this.held.clear()
+    for (const u of this.unsettled.values()) clearTimeout(u.timer)
+    this.unsettled.clear()
     void this.fsw.close()
   }
 
@@ -127,6 +137,7 @@ export class ChokidarWatcher implements Watcher {
       if (h !== undefined && h.path !== rel) {
         clearTimeout(h.timer)
         this.held.delete(ino)
+        this.dropUnsettled(h.path, rel)
         this.learn(rel, st)
         this.batcher.push({ kind: 'move', from: h.path, to: rel, dir })
         return
@@ -136,19 +147,57 @@ export class ChokidarWatcher implements Watcher {
       if (before !== undefined && before !== rel && !this.holds(before, ino)) {
         this.forget(before)
         this.movedAway.add(before)
+        this.dropUnsettled(before, rel)
         this.learn(rel, st)
         this.batcher.push({ kind: 'move', from: before, to: rel, dir })
         return
       }
     }
     this.learn(rel, st)
-    this.batcher.push({ kind: dir ? 'dir-create' : 'create', path: rel })
+    if (dir) this.batcher.push({ kind: 'dir-create', path: rel })
+    else this.unsettle(rel, 'create')
+  }
+
+  /** A file added or changed: announced once it has stopped changing (see AWAIT_WRITE_STABLE_MS). */
+  private unsettle (rel: RelPath, kind: 'create' | 'write'): void {
+    const u = this.unsettled.get(rel)
+    if (u !== undefined) return   // already being watched; a create stays a create
+    const timer = setTimeout(() => this.checkSettled(rel), AWAIT_WRITE_POLL_MS)
+    timer.unref()
+    this.unsettled.set(rel, { kind, size: -1, mtimeMs: -1, since: Date.now(), timer })
+  }
+
+  private checkSettled (rel: RelPath): void {
+    const u = this.unsettled.get(rel)
+    if (u === undefined || this.closed) return
+    let st: Stats
+    try { st = lstatSync(this.abs(rel)) } catch { this.unsettled.delete(rel); return }   // gone: its unlink comes
+    const now = Date.now()
+    if (st.size !== u.size || st.mtimeMs !== u.mtimeMs) { u.size = st.size; u.mtimeMs = st.mtimeMs; u.since = now }
+    if (now - u.since >= AWAIT_WRITE_STABLE_MS) {
+      this.unsettled.delete(rel)
+      this.batcher.push({ kind: u.kind, path: rel })
+      return
+    }
+    u.timer = setTimeout(() => this.checkSettled(rel), AWAIT_WRITE_POLL_MS)
+    u.timer.unref()
+  }
+
+  /** A path that moved or went: what was waiting to settle there is dropped (or follows the move). */
+  private dropUnsettled (rel: RelPath, to?: RelPath): void {
+    for (const [p, u] of [...this.unsettled]) {
+      if (!isWithin(p, rel)) continue
+      clearTimeout(u.timer)
+      this.unsettled.delete(p)
+      if (to !== undefined) this.unsettle(to + p.slice(rel.length), u.kind)
+    }
   }
 
   private removed (p: string, dir: boolean): void {
     const rel = this.rel(p)
     if (rel === null || rel === '' || this.closed) return
     if (this.movedAway.delete(rel)) return
+    this.dropUnsettled(rel)
     const ino = this.forget(rel)
     if (ino === undefined) { this.batcher.push({ kind: 'delete', path: rel }); return }
     const prev = this.held.get(ino)
