@@ -22,6 +22,7 @@ export type SwarmErrorCode =
   | 'ERR_UNKNOWN_NAME'       // no such name (or root) in the catalog
   | 'ERR_NO_HOLDER'          // no online node holds (all of) the content
   | 'ERR_EXISTS'             // the destination exists (pass --force / force: true)
+  | 'ERR_WATCH_LIMIT'        // the kernel's inotify limit (fs.inotify.max_user_watches / max_user_instances) is reached
   | 'ERR_INTERNAL'           // a bug: an error that is not one of these (the control socket reports it so)
   | 'ERR_ABORTED'            // the caller aborted (AbortSignal, Ctrl-C); an interrupted get resumes
 

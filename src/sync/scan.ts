@@ -5,7 +5,7 @@
 import type * as fs from 'node:fs'
 import type { IndexDb, LocalRow } from '../store/db.js'
 import type { ShareDisk } from '../store/share-disk.js'
-import type { DirWatcher } from '../watch/dir-watcher.js'
+import type { Watcher } from '../watch/index.js'
 import { fileRoot, ZERO_ROOT } from '../merkle/bep52.js'
 import { hashFile } from '../merkle/hash-file.js'
 import { isSwarmError } from '../errors.js'
@@ -19,8 +19,9 @@ import { MAX_FILE_SIZE } from '../model/rules.js'
 const SCAN_COMMIT_EVERY = 2000
 /**
  * Files larger than INLINE_MAX whose mtime is younger than this are looked at again later instead
- * of hashed: without close-write events this is how a big file still being written is left alone.
- * Small files are never delayed (they are the latency path).
+ * of hashed: without close-write events (the chokidar watcher) this is how a big file still being
+ * written is left alone. Small files are never delayed (they are the latency path). The inotify
+ * watcher announces files only once closed, so it needs no such wait.
  */
 const SETTLE_MS = 50
 
@@ -33,7 +34,7 @@ export interface ScanHost {
   readonly shortId: string
   /** The highest version counter this node has seen in the share (bumpVersion's floor). */
   clock (): number
-  watcher (): DirWatcher | null
+  watcher (): Watcher | null
   /** Records changes (one transaction) and tells peers. */
   commit (changes: LocalChange[]): void
   /** Looks at a path again later, in the share's local queue. */
@@ -213,7 +214,7 @@ export class LocalScanner {
       if (!this.warnedSpecial.has(rel)) { this.warnedSpecial.add(rel); this.host.log('warn', `share ${this.host.id}: not replicating ${rel}: larger than ${MAX_FILE_SIZE} bytes`) }
       return null
     }
-    if (st.size > INLINE_MAX && Date.now() - st.mtimeMs < SETTLE_MS) {
+    if (st.size > INLINE_MAX && this.host.watcher()?.reportsCloseWrite !== true && Date.now() - st.mtimeMs < SETTLE_MS) {
       // A big file modified this instant is most likely still being written: look again once it
       // has been quiet for SETTLE_MS rather than hash and ship a partial version.
       this.requeue(rel, SETTLE_MS)

@@ -8,7 +8,7 @@ import * as fs from 'node:fs'
 import { IndexDb, type PendingEntry, type ShareRow } from '../store/db.js'
 import { ShareIndex } from '../store/share-index.js'
 import { fileRoot, ZERO_ROOT } from '../merkle/bep52.js'
-import { DirWatcher } from '../watch/dir-watcher.js'
+import { createWatcher, type Watcher, type WatchEvent } from '../watch/index.js'
 import { SwarmError, isSwarmError } from '../errors.js'
 import { type Entry, type LocalStat, type StoredEntry, localStatOf, sameContent, sameLocal } from '../model/entry.js'
 import { decide } from './merge.js'
@@ -18,7 +18,7 @@ import { ShareDisk, mapWriteError } from '../store/share-disk.js'
 import type { WireEntry } from '../wire/control.js'
 import { ShareFeed } from './feed.js'
 import { RetryBackoff } from './retry.js'
-import { LocalScanner, type LocalChange } from './scan.js'
+import { LocalScanner, type LocalChange, type FullScan } from './scan.js'
 import { RemoteBatch, type BatchHost } from './batch.js'
 
 /** Longest wait between retries of a failed fetch, in seconds. */
@@ -59,7 +59,7 @@ export class Share extends EventEmitter<ShareEvents> {
   /** The share's rows and its manifest root (store/share-index.ts): every entry is written through it. */
   private readonly index: ShareIndex
   private readonly feed: ShareFeed
-  private watcher: DirWatcher | null = null
+  private watcher: Watcher | null = null
   private localQueue: Promise<void> = Promise.resolve()
   private readonly fetching = new Set<string>()
   /** Pending paths whose write failed: the reason last logged and how many times it was tried. */
@@ -81,6 +81,8 @@ export class Share extends EventEmitter<ShareEvents> {
   private started = false
   /** The startup sweep while it runs (see runStartupScan). */
   private scanning: Promise<void> | null = null
+  /** A full rescan after a watcher overflow is queued and has not started yet. */
+  private rescanQueued = false
   /** Why the share is paused, or null while it runs. */
   pausedReason: string | null = null
   private pauseTimer: NodeJS.Timeout | null = null
@@ -131,10 +133,10 @@ export class Share extends EventEmitter<ShareEvents> {
     const problem = this.folderProblem()
     if (problem !== null) { this.pause(problem); return }
     this.disk.init()
-    this.watcher = new DirWatcher(this.dir, {
+    this.watcher = createWatcher(this.dir, {
       ignore: (rel) => rel === META_DIR || rel.startsWith(META_DIR + '/'),
-      onPaths: (paths) => { this.enqueueLocal(() => this.scanner.examinePaths([...paths])) },
-      onError: (err, dir) => this.host.log('warn', `share ${this.id}: cannot watch ${dir || '.'}: ${err.message}`)
+      onEvents: (events) => { this.onWatchEvents(events) },
+      onError: (err, dir) => this.host.log('warn', `share ${this.id}: ${dir === '' ? 'watcher' : `cannot watch ${dir}`}: ${err.message}`)
     })
     this.watcher.add('')
     this.scanning = this.runStartupScan()
@@ -142,14 +144,12 @@ export class Share extends EventEmitter<ShareEvents> {
 
   /**
    * The startup sweep, in the background: the share serves what its index knows meanwhile (peers
-   * are told it is not settled, so nobody counts it in sync). One folder per turn of the local
-   * queue, so peers' batches and watcher events interleave with a long scan.
+   * are told it is not settled, so nobody counts it in sync).
    */
   private async runStartupScan (): Promise<void> {
-    const scan = this.scanner.startFullScan()
-    let more = true
-    while (more && !this.stopped && !this.paused) await this.enqueueLocal(async () => { more = await scan.step() })
-    if (more) { this.scanning = null; return }   // stopped or paused: a resume starts a new sweep
+    await this.watcher?.ready   // chokidar misses what changes during its first crawl: the sweep comes after it
+    const scan = await this.sweep()
+    if (scan === null) { this.scanning = null; return }   // stopped or paused: a resume starts a new sweep
     this.index.save()
     this.scanning = null
     this.emit('scanned', { share: this.id, names: scan.seen, ms: Date.now() - scan.startedAt })
@@ -157,11 +157,48 @@ export class Share extends EventEmitter<ShareEvents> {
     for (const p of this.db.allPending(this.id)) this.retryPending(p.entry.path)
   }
 
+  /**
+   * A full sweep of the folder, one folder per turn of the local queue, so peers' batches and
+   * watcher events interleave with a long scan. Resolves with the sweep once complete, or null if
+   * the share stopped or paused first. `onStart` runs when its first step does.
+   */
+  private async sweep (onStart?: () => void): Promise<FullScan | null> {
+    const scan = this.scanner.startFullScan()
+    let more = true
+    let first = true
+    while (more && !this.stopped && !this.paused) {
+      await this.enqueueLocal(async () => {
+        if (first) { first = false; onStart?.() }
+        more = await scan.step()
+      })
+    }
+    return more ? null : scan
+  }
+
   /** Resolves once the startup sweep is complete (at once if none is running). */
   async scanned (): Promise<void> { while (this.scanning !== null) await this.scanning }
 
   /** True while the startup sweep runs: the share's root may not yet reflect the disk. */
   get isScanning (): boolean { return this.scanning !== null }
+
+  /**
+   * A watcher batch: the paths it names are looked at against the index (a move: both of its
+   * paths; a new folder: the folder, which examinePaths walks). An overflow lost events: rescan.
+   */
+  private onWatchEvents (events: WatchEvent[]): void {
+    if (events.some(e => e.kind === 'overflow')) {
+      if (this.rescanQueued) return   // one rescan not yet started covers this overflow too
+      this.rescanQueued = true
+      this.host.log('warn', `share ${this.id}: the watcher lost events (kernel queue overflow); rescanning the folder`)
+      void this.sweep(() => { this.rescanQueued = false })
+      return
+    }
+    const paths = new Set<string>()
+    for (const e of events) {
+      if (e.kind === 'move') { paths.add(e.from); paths.add(e.to) } else if (e.kind !== 'overflow') paths.add(e.path)
+    }
+    void this.enqueueLocal(() => this.scanner.examinePaths([...paths]))
+  }
 
   stop (): void {
     this.stopped = true
