@@ -60,6 +60,7 @@ export function printNodeEvents (node: SwarmNode, json: boolean): void {
   node.on('file-updated', e => out('file-updated', e, `updated ${p(e.share)}/${p(e.path)}${e.from === node.peerId ? '' : ` from ${p(e.from.slice(-8))}`}`))
   node.on('file-deleted', e => out('file-deleted', e, `deleted ${p(e.share)}/${p(e.path)}`))
   node.on('conflict', e => out('conflict', e, `conflict on ${p(e.share)}/${p(e.path)}: other version kept as ${p(e.copy)}`))
+  node.on('scan-done', e => out('scan-done', e, `share ${p(e.share)} scanned: ${e.files} entries in ${e.ms} ms`))
   node.on('in-sync', e => out('in-sync', e, `share ${e.share} in sync, root ${e.root.slice(0, 16)}…`))
   node.on('fetched', e => { if (json) out('fetched', e, '') })
   node.on('share-paused', e => out('share-paused', e, `share ${e.share} PAUSED: ${e.reason}`))

@@ -48,6 +48,8 @@ export interface ShareEvents {
   'file-updated': [{ share: string, path: string, root: string, from: string }]
   'file-deleted': [{ share: string, path: string, from: string }]
   conflict: [{ share: string, path: string, copy: string }]
+  /** The startup sweep (or the one after a resume) finished: how many entries the index holds, ms since start() began. */
+  'scan-done': [{ share: string, files: number, ms: number }]
 }
 
 export class Share extends EventEmitter<ShareEvents> {
@@ -121,6 +123,7 @@ export class Share extends EventEmitter<ShareEvents> {
    * Otherwise the share is paused (see folderProblem) and looks again every PAUSE_RECHECK_MS.
    */
   async start (): Promise<void> {
+    const t0 = performance.now()
     if (!this.started) {
       this.started = true
       this.clock = this.db.getClock(this.id)
@@ -138,6 +141,8 @@ export class Share extends EventEmitter<ShareEvents> {
     this.watcher.add('')
     await this.enqueueLocal(() => this.scanner.scanAll())
     for (const p of this.db.allPending(this.id)) this.retryPending(p.entry.path)
+    // Only a sweep that ran to the end counts: enqueueLocal skips it on a stopped or paused share.
+    if (!this.stopped && !this.paused) this.emit('scan-done', { share: this.id, files: this.tree.size, ms: Math.round(performance.now() - t0) })
   }
 
   stop (): void {
