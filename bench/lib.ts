@@ -30,7 +30,12 @@ export function benchDir (): string { return mkdtempSync(join(tmpdir(), 'swarm-b
  * CPU (the inode allocator scanning bitmaps past recently deleted inodes), on a fresh one 17 µs.
  * Falls back to benchDir() when not root or BENCH_FS=host. cleanup() unmounts and deletes.
  */
-export function freshBenchDir (sizeGiB = 4): { dir: string, cleanup: () => void, fresh: boolean } {
+export interface FreshDirOptions {
+  /** Inodes to make (mkfs -N): the default ratio (one per 16 KiB) is too few for a million small files. */
+  inodes?: number
+}
+
+export function freshBenchDir (sizeGiB = 4, opts: FreshDirOptions = {}): { dir: string, cleanup: () => void, fresh: boolean } {
   const host = benchDir()
   if (process.getuid?.() !== 0 || process.env.BENCH_FS === 'host') {
     return { dir: host, fresh: false, cleanup: () => rmSync(host, { recursive: true, force: true }) }
@@ -39,7 +44,7 @@ export function freshBenchDir (sizeGiB = 4): { dir: string, cleanup: () => void,
   const dir = join(host, 'mnt')
   mkdirSync(dir)
   execFileSync('truncate', ['-s', `${sizeGiB}G`, img])
-  execFileSync('mkfs.ext4', ['-q', '-F', img])
+  execFileSync('mkfs.ext4', ['-q', '-F', ...(opts.inodes === undefined ? [] : ['-N', String(Math.ceil(opts.inodes))]), img])
   execFileSync('mount', ['-o', 'loop', img, dir])
   let done = false
   const cleanup = (): void => {
@@ -52,16 +57,32 @@ export function freshBenchDir (sizeGiB = 4): { dir: string, cleanup: () => void,
   return { dir, fresh: true, cleanup }
 }
 
-export async function startBenchNode (base: string, name: string, peers: string[] = []): Promise<BenchNode> {
-  const dir = join(base, name, 'share')
-  mkdirSync(dir, { recursive: true })
-  const args = [BIN, 'share', `${dir}=bench`, '--listen', '127.0.0.1:0', '--secret', SECRET, '--state', join(base, name, 'state'), '--json']
+export interface BenchNodeOptions {
+  /** Folders to share as [dir, id] (default: one folder <base>/<name>/share as 'bench'); node.dir is the first. */
+  shares?: Array<[dir: string, id: string]>
+  /** host:port to listen on (default 127.0.0.1:0): a fixed port lets a peer dial before this node listens. */
+  listen?: string
+  /** How long to wait for the `listening` event (a node may scan its folders before it listens). */
+  listenMs?: number
+  /** Called right after spawn, before any output is read: listeners added here miss no event. */
+  onSpawn?: (node: BenchNode) => void
+}
+
+export async function startBenchNode (base: string, name: string, peers: string[] = [], opts: BenchNodeOptions = {}): Promise<BenchNode> {
+  const shares = opts.shares ?? [[join(base, name, 'share'), 'bench']]
+  for (const [d] of shares) mkdirSync(d, { recursive: true })
+  const dir = shares[0]![0]
+  const args = [BIN, 'share', ...shares.map(([d, id]) => `${d}=${id}`), '--listen', opts.listen ?? '127.0.0.1:0', '--secret', SECRET, '--state', join(base, name, 'state'), '--json']
   for (const p of peers) args.push('--peer', p)
   // SWARM_PROF=<dir> writes a CPU profile of every node process there.
   if (process.env.SWARM_PROF !== undefined) args.unshift('--cpu-prof', '--cpu-prof-dir=' + process.env.SWARM_PROF)
   const proc = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'inherit'] })
   const listeners = new Map<string, Set<(e: Record<string, unknown>) => void>>()
   createInterface({ input: proc.stdout! }).on('line', line => {
+    // Lines start {"event":"<name>" (daemon.ts): events nobody listens to are not parsed, which
+    // matters when a node indexing a million files prints a file-updated line for each.
+    const ev = EVENT_NAME.exec(line)?.[1]
+    if (ev !== undefined && (listeners.get(ev)?.size ?? 0) === 0) return
     let e: Record<string, unknown>
     try { e = JSON.parse(line) } catch { return }
     for (const fn of listeners.get(e.event as string) ?? []) fn(e)
@@ -84,11 +105,14 @@ export async function startBenchNode (base: string, name: string, peers: string[
       await exited
     }
   }
-  const l = await node.waitEvent('listening', undefined, 30_000)
+  opts.onSpawn?.(node)
+  const l = await node.waitEvent('listening', undefined, opts.listenMs ?? 30_000)
   node.address = l.address as string
   node.peerId = l.peerId as string
   return node
 }
+
+const EVENT_NAME = /^\{"event":"([^"]+)"/
 
 export function percentile (xs: number[], p: number): number {
   const s = [...xs].sort((a, b) => a - b)

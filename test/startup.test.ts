@@ -86,7 +86,7 @@ test('a node with a large index answers a peer before its start sweep is done; i
     await c.restart(a, [], { scanInBackground: true })
     const share = a.node.shares.get('share')!
     assert.equal(share.isScanning, true)
-    const scanned = collect(a, 'scanned')
+    const scanned = collect(a, 'scan-done')
     const inSync = collect(a, 'in-sync')
     const b = await c.add('b', { peers: [a.node.address] })
     await waitFor('b received every file from A\'s index', () => b.node.shares.get('share')!.entryCount === 1020)

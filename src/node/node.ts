@@ -74,7 +74,7 @@ export interface NodeEvents {
   'file-deleted': [{ share: string, path: string, from: string }]
   conflict: [{ share: string, path: string, copy: string }]
   'in-sync': [{ share: string, root: string }]
-  scanned: [{ share: string, names: number, ms: number }]   // a share's startup sweep is complete
+  'scan-done': [{ share: string, files: number, ms: number }]   // a share's startup sweep is complete
   /** Every connected node has the same catalog (the jobs' names) as this one. */
   'catalog-in-sync': [{ root: string }]
   /** A share stopped reading, writing and sending: its folder is not the one its index describes (see README). */
@@ -261,7 +261,7 @@ export class SwarmNode extends EventEmitter<NodeEvents> implements SessionHost {
     share.on('file-updated', e => this.emit('file-updated', e))
     share.on('file-deleted', e => this.emit('file-deleted', e))
     share.on('conflict', e => this.emit('conflict', e))
-    share.on('scanned', e => this.emit('scanned', e))
+    share.on('scan-done', e => this.emit('scan-done', e))
     this.shares.set(shareId, share)
     await share.start()
     for (const s of this.sessions.values()) s.sendShares()

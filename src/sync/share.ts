@@ -48,7 +48,7 @@ export interface ShareEvents {
   'file-updated': [{ share: string, path: string, root: string, from: string }]
   'file-deleted': [{ share: string, path: string, from: string }]
   conflict: [{ share: string, path: string, copy: string }]
-  scanned: [{ share: string, names: number, ms: number }]        // the startup sweep is complete
+  'scan-done': [{ share: string, files: number, ms: number }]   // the startup sweep is complete (files: live entries indexed)
 }
 
 export class Share extends EventEmitter<ShareEvents> {
@@ -152,7 +152,7 @@ export class Share extends EventEmitter<ShareEvents> {
     if (scan === null) { this.scanning = null; return }   // stopped or paused: a resume starts a new sweep
     this.index.save()
     this.scanning = null
-    this.emit('scanned', { share: this.id, names: scan.seen, ms: Date.now() - scan.startedAt })
+    this.emit('scan-done', { share: this.id, files: this.index.size, ms: Date.now() - scan.startedAt })
     this.emit('changed')
     for (const p of this.db.allPending(this.id)) this.retryPending(p.entry.path)
   }
