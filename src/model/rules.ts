@@ -10,6 +10,8 @@ import type { Entry } from './entry.js'
  * 100 MiB), times MAX_CONCURRENT_FETCHES. Larger files are out of scope for now.
  */
 export const MAX_FILE_SIZE = 256 * 2 ** 30
+/** Files up to this size travel inline with their entry: no extra round trip, no piece exchange. */
+export const INLINE_MAX = 128 * 1024
 /**
  * Largest version counter accepted: 2^48. A local edit adds 1 to the highest counter seen, so
  * this keeps every counter a safe integer forever (2^53 − 1 would overflow on the next edit),

@@ -4,9 +4,13 @@
 // threadpool hop per syscall. If the thread cannot start or dies, the batch runs inline.
 import { Worker } from 'node:worker_threads'
 import { writeTemps, linkNew, type TempWrite, type LinkNew, type OpResult } from './disk-ops.js'
+import { scanFolderDisk, type KnownStat, type FolderResult } from './folder-scan.js'
 
-export type DiskJob = { id: number, op: 'write', items: TempWrite[] } | { id: number, op: 'link', items: LinkNew[] }
-export interface DiskReply { id: number, results: OpResult[] }
+export type DiskJob =
+  | { id: number, op: 'write', items: TempWrite[] }
+  | { id: number, op: 'link', items: LinkNew[] }
+  | { id: number, op: 'folder', dir: string, known: KnownStat[], inlineMax: number }
+export interface DiskReply { id: number, results: OpResult[] | FolderResult }
 
 /** SWARM_DISK_THREAD=0 runs every batch inline (for comparison) */
 const ENABLED = process.env.SWARM_DISK_THREAD !== '0'
@@ -20,11 +24,23 @@ class DiskThread {
   private worker: Worker | null = null
   private broken = !ENABLED
   private nextId = 1
-  private readonly waiting = new Map<number, { job: DiskJob, resolve: (r: OpResult[]) => void }>()
+  private readonly waiting = new Map<number, { job: DiskJob, resolve: (r: OpResult[] | FolderResult) => void }>()
 
-  async run (job: Omit<DiskJob, 'id'>): Promise<OpResult[]> {
-    const w = this.broken || job.items.length < THREAD_MIN_ITEMS ? null : this.start()
-    if (w === null) return runInline(job as DiskJob)
+  async run (job: { op: 'write', items: TempWrite[] } | { op: 'link', items: LinkNew[] }): Promise<OpResult[]> {
+    if (this.broken || job.items.length < THREAD_MIN_ITEMS) return runInline({ ...job, id: 0 }) as OpResult[]
+    return await this.post(job) as OpResult[]
+  }
+
+  /** One folder of a sweep (folder-scan.ts), in the thread: its syscalls and hashing run beside the event loop. */
+  async scanFolder (dir: string, known: KnownStat[], inlineMax: number): Promise<FolderResult> {
+    const job = { op: 'folder' as const, dir, known, inlineMax }
+    if (this.broken) return scanFolderDisk(dir, known, inlineMax)
+    return await this.post(job) as FolderResult
+  }
+
+  private async post (job: Omit<DiskJob, 'id'>): Promise<OpResult[] | FolderResult> {
+    const w = this.start()
+    if (w === null) return runInline({ ...job, id: 0 } as DiskJob)
     const id = this.nextId++
     const full = { ...job, id } as DiskJob
     return await new Promise(resolve => {
@@ -66,8 +82,12 @@ class DiskThread {
   }
 }
 
-function runInline (job: DiskJob): OpResult[] {
-  return job.op === 'write' ? writeTemps(job.items) : linkNew(job.items)
+export function runInline (job: DiskJob): OpResult[] | FolderResult {
+  switch (job.op) {
+    case 'write': return writeTemps(job.items)
+    case 'link': return linkNew(job.items)
+    case 'folder': return scanFolderDisk(job.dir, job.known, job.inlineMax)
+  }
 }
 
 export const diskThread = new DiskThread()

@@ -44,9 +44,12 @@ export class ShareIndex {
   get size (): number { return this.tree.size }
   root (): Buffer { return this.tree.root() }
 
-  /** Writes an entry (fresh seq) and moves the manifest from the row it replaces to it. Returns the seq. */
-  put (e: Entry, local: LocalStat | null, src = '', old?: StoredEntry): number {
-    const before = old ?? this.db.getEntry(this.share, e.path)
+  /**
+   * Writes an entry (fresh seq) and moves the manifest from the row it replaces to it. `old`: that
+   * row if the caller just read it (null: there is none), else it is read here. Returns the seq.
+   */
+  put (e: Entry, local: LocalStat | null, src = '', old?: StoredEntry | null): number {
+    const before = old === undefined ? this.db.getEntry(this.share, e.path) : (old ?? undefined)
     const seq = this.db.putEntry(this.share, e, local, src)
     this.tree.replace(before, e)
     this.clockValue = Math.max(this.clockValue, maxCounter(e.version))

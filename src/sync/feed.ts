@@ -7,8 +7,8 @@ import type { WireEntry } from '../wire/control.js'
 import { type StoredEntry, sameLocal } from '../model/entry.js'
 import type { ShareDisk } from '../store/share-disk.js'
 
-/** Files up to this size travel inline with their entry: no extra round trip, no piece exchange. */
-export const INLINE_MAX = 128 * 1024
+import { INLINE_MAX } from '../model/rules.js'
+export { INLINE_MAX }
 /** Bytes of recently hashed small files kept to send inline without reading them again. */
 const INLINE_CACHE_BYTES = 32 * 1024 * 1024
 /** Entries per batch when feeding a peer, and the inline bytes per batch. */

@@ -4,6 +4,8 @@
 // folders that cannot be read are logged once and left as last indexed — never taken for deleted.
 import type * as fs from 'node:fs'
 import type { IndexDb, LocalRow } from '../store/db.js'
+import { diskThread } from '../store/disk-thread.js'
+import type { FolderResult, KnownStat } from '../store/folder-scan.js'
 import type { ShareDisk } from '../store/share-disk.js'
 import type { Watcher } from '../watch/index.js'
 import { fileRoot, ZERO_ROOT } from '../merkle/bep52.js'
@@ -18,6 +20,14 @@ import { MAX_FILE_SIZE } from '../model/rules.js'
 /** Changes committed per SQLite transaction during a scan. */
 const SCAN_COMMIT_EVERY = 2000
 /**
+ * A sweep step scans folders for about this long before it commits and lets other work (peers'
+ * batches, watcher events) run: long enough that a commit covers many small folders, short
+ * enough that a live change waits at most this long behind a sweep.
+ */
+const STEP_MS = 50
+/** Folders whose disk half runs ahead in the disk thread while the event loop records the current one. */
+const READ_AHEAD = 2
+/**
  * Files larger than INLINE_MAX whose mtime is younger than this are looked at again later instead
  * of hashed: without close-write events (the chokidar watcher) this is how a big file still being
  * written is left alone. Small files are never delayed (they are the latency path). The inotify
@@ -25,7 +35,15 @@ const SCAN_COMMIT_EVERY = 2000
  */
 const SETTLE_MS = 50
 
-export interface LocalChange { entry: Entry, local: LocalStat | null }
+/** A folder's disk half (readFolder) and the index stats it was compared with, by name. */
+export interface FolderRead { result: FolderResult, sent: Map<string, LocalStat> }
+
+function sameStat (a: LocalStat | null, b: LocalStat | undefined): boolean {
+  return a === null ? b === undefined : b !== undefined && a.size === b.size && a.mtimeMs === b.mtimeMs && a.ino === b.ino
+}
+
+/** old: the row the change replaces, when the scanner already read it (null: none); undefined: look it up. */
+export interface LocalChange { entry: Entry, local: LocalStat | null, old?: StoredEntry | null }
 
 export interface ScanHost {
   readonly id: string
@@ -61,56 +79,83 @@ export class LocalScanner {
   }
 
   /** A full sweep that goes one folder per step() (see FullScan). */
-  startFullScan (): FullScan { return new FullScan(this) }
+  startFullScan (): FullScan { return new FullScan(this, this.host) }
 
   /**
-   * Scans one folder: lists it, compares each name with the index row directly inside it (a
-   * file whose size, mtime and inode match is not read), records what changed, and says which
-   * subfolders to visit and which indexed names are gone. A folder that cannot be listed is
-   * logged and nothing below it is touched: an unreadable folder is not a deleted one.
+   * The disk half of a folder's scan (store/folder-scan.ts: list, lstat, read and hash the small
+   * files whose stat differs from the index), run in the disk thread. Started ahead of time by
+   * FullScan so that the thread scans the next folder while the event loop records this one.
    */
-  async scanFolder (relDir: string, subfolders: string[], gone: string[]): Promise<number> {
-    let dirents: fs.Dirent[]
-    try { dirents = this.host.disk.readdir(relDir) } catch (err) {
-      this.noteUnreadable(relDir, err)
+  readFolder (relDir: string): Promise<FolderRead> {
+    const st = this.host.disk.lstat(relDir)   // a real folder inside the share (no symlink on the way)
+    if (st === null || !st.isDirectory()) return Promise.resolve({ result: { ok: true, items: [] }, sent: new Map() })
+    const sent = new Map<string, LocalStat>()
+    const known: KnownStat[] = []
+    for (const r of this.host.db.localRowsIn(this.host.id, relDir)) {
+      if (r.deleted || r.dir || r.local === null) continue
+      const name = r.path.slice(relDir === '' ? 0 : relDir.length + 1)
+      sent.set(name, r.local)
+      known.push([name, r.local.size, r.local.mtimeMs, r.local.ino])
+    }
+    return diskThread.scanFolder(this.host.disk.abs(relDir), known, INLINE_MAX).then(result => ({ result, sent }))
+  }
+
+  /**
+   * Scans one folder: compares each name the disk half found with the index row directly inside
+   * it (a file whose size, mtime and inode match was not read), records what changed, and says
+   * which subfolders to visit and which indexed names are gone. A folder that cannot be listed
+   * is logged and nothing below it is touched: an unreadable folder is not a deleted one.
+   */
+  async scanFolder (relDir: string, subfolders: string[], gone: string[], batch: LocalChange[], read?: FolderRead): Promise<number> {
+    const { result, sent } = read ?? await this.readFolder(relDir)
+    if (!result.ok) {
+      this.noteUnreadable(relDir, Object.assign(new Error(result.message), { code: result.code }))
       return 0
     }
     this.host.watcher()?.add(relDir)
     const rows = new Map<string, LocalRow>()
     for (const r of this.host.db.localRowsIn(this.host.id, relDir)) rows.set(r.path, r)
-    let batch: LocalChange[] = []
-    const flush = (): void => { if (batch.length > 0) { this.host.commit(batch); batch = [] } }
-    for (const d of dirents) {
-      const rel = joinRel(relDir, d.name)
+    const flush = (): void => { if (batch.length > 0) this.host.commit(batch.splice(0)) }
+    for (const item of result.items) {
+      const rel = joinRel(relDir, item.name)
       if (rel === META_DIR) continue
       const row = rows.get(rel)
       rows.delete(rel)
       if (this.badName(rel)) continue
-      if (d.isDirectory()) subfolders.push(rel)
-      if (row !== undefined && !row.deleted && this.unchanged(rel, row, d)) continue
+      if (item.t === 'dir') subfolders.push(rel)
+      // The row may have moved on (a peer's file installed) since the thread compared with it: then look again here.
+      const fresh = row === undefined || row.deleted || row.dir || sameStat(row.local, sent.get(item.name))
+      if (fresh && row !== undefined && !row.deleted && (item.t === 'same' || (item.t === 'dir' && row.dir))) { this.unreadable.delete(rel); continue }
       const old = row === undefined ? undefined : this.host.db.getEntry(this.host.id, rel)
-      const change = await this.examine(rel, old)
+      const change = fresh && item.t === 'file' && item.root !== undefined
+        ? this.examineRead(rel, old, item.size, item.mtimeMs, item.ino, Buffer.from(item.root))
+        : fresh && item.t === 'error' && item.code === 'ERR_FILE_CHANGED'
+          ? (this.requeue(rel), null)
+          : await this.examine(rel, old)
       if (change === null) continue
-      batch.push(change)
+      batch.push({ ...change, old: old ?? null })
       if (old !== undefined && !old.deleted && old.type === 'dir' && change.entry.type !== 'dir') {
         // The folder became a file: what the index held below it is gone.
         for (const child of this.host.db.liveChildren(this.host.id, rel)) batch.push({ entry: this.tombstone(child), local: null })
       }
       if (batch.length >= SCAN_COMMIT_EVERY) flush()
     }
-    flush()
     for (const r of rows.values()) if (!r.deleted) gone.push(r.path)
-    return dirents.length
+    return result.items.length
   }
 
-  /** True if the disk still holds what the row says, judged without reading the file. */
-  private unchanged (rel: string, row: LocalRow, d: fs.Dirent): boolean {
-    if (row.dir) return d.isDirectory()
-    if (!d.isFile()) return false
-    const st = this.host.disk.lstat(rel)
-    if (st === null || !st.isFile() || !sameLocal(row.local, st)) return false
+  /** A small file the disk thread read and hashed: its new version, or null if the index already has this content. */
+  private examineRead (rel: string, old: StoredEntry | undefined, size: number, mtimeMs: number, ino: number, root: Buffer): LocalChange | null {
+    this.stats.filesHashed++
     this.unreadable.delete(rel)
-    return true
+    const live = old !== undefined && !old.deleted ? old : undefined
+    const local: LocalStat = { size, mtimeMs, ino }
+    const mtime = Math.trunc(mtimeMs)
+    if (live?.type === 'file' && live.root.equals(root) && live.size === size && live.mtime === mtime) {
+      this.host.db.setLocal(this.host.id, rel, local)   // same content and time, new inode: no new version
+      return null
+    }
+    return { entry: this.newVersion(rel, old, { type: 'file', size, mtime, root }), local }
   }
 
   /** Tombstones for indexed paths a sweep did not find (and everything below a vanished folder), if still absent. */
@@ -272,27 +317,51 @@ export class LocalScanner {
  * recorded last, after every new file, so a rename is applied on peers as copy-then-delete.
  */
 export class FullScan {
+  /** Folders still to scan, breadth first, so the next one is known while this one is recorded. */
   private readonly todo: string[] = ['']
+  private head = 0
+  /** Disk halves started ahead (readFolder), by folder. */
+  private readonly ahead = new Map<string, Promise<FolderRead>>()
   private readonly gone: string[] = []
   private finished = false
   readonly startedAt = Date.now()
   /** Names listed so far. */
   seen = 0
 
-  constructor (private readonly scanner: LocalScanner) {}
+  constructor (private readonly scanner: LocalScanner, private readonly host: ScanHost) {}
 
-  /** Scans the next folder (or records what is gone, last); false once the sweep is complete. */
+  /**
+   * Scans the next folders, for up to STEP_MS or SCAN_COMMIT_EVERY changes, and records their
+   * changes in one transaction (or, once every folder is done, records what is gone); false once
+   * the sweep is complete.
+   */
   async step (): Promise<boolean> {
     if (this.finished) return false
-    const dir = this.todo.pop()
-    if (dir !== undefined) {
-      const sub: string[] = []
-      this.seen += await this.scanner.scanFolder(dir, sub, this.gone)
-      for (let i = sub.length - 1; i >= 0; i--) this.todo.push(sub[i]!)   // depth first, in listing order
+    if (this.head < this.todo.length) {
+      const batch: LocalChange[] = []
+      const until = Date.now() + STEP_MS
+      do {
+        const dir = this.todo[this.head++]!
+        const read = this.ahead.get(dir) ?? this.scanner.readFolder(dir)
+        this.ahead.delete(dir)
+        this.readAhead()
+        this.seen += await this.scanner.scanFolder(dir, this.todo, this.gone, batch, await read)
+        if (this.head > 4096) { this.todo.splice(0, this.head); this.head = 0 }
+      } while (this.head < this.todo.length && batch.length < SCAN_COMMIT_EVERY && Date.now() < until)
+      this.readAhead()
+      if (batch.length > 0) this.host.commit(batch)
       return true
     }
     await this.scanner.recordGone(this.gone)
     this.finished = true
     return false
+  }
+
+  /** Keeps READ_AHEAD folders' disk halves running in the disk thread. */
+  private readAhead (): void {
+    for (let i = this.head; i < this.todo.length && this.ahead.size < READ_AHEAD; i++) {
+      const dir = this.todo[i]!
+      if (!this.ahead.has(dir)) this.ahead.set(dir, this.scanner.readFolder(dir))
+    }
   }
 }

@@ -171,6 +171,9 @@ export class Share extends EventEmitter<ShareEvents> {
         if (first) { first = false; onStart?.() }
         more = await scan.step()
       })
+      // A step is mostly synchronous work chained by promises: without a turn of the event loop
+      // between steps, no connection, timer or watcher event would be served until the sweep ends.
+      await new Promise(resolve => setImmediate(resolve))
     }
     return more ? null : scan
   }
@@ -274,9 +277,7 @@ export class Share extends EventEmitter<ShareEvents> {
       return
     }
     this.db.transaction(() => {
-      for (const c of changes) {
-        this.index.put(c.entry, c.local)
-      }
+      for (const c of changes) this.index.put(c.entry, c.local, '', c.old)
     })
     for (const c of changes) {
       if (c.entry.deleted) this.emit('file-deleted', { share: this.id, path: c.entry.path, from: this.host.peerId })
