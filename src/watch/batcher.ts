@@ -1,7 +1,10 @@
 // Turns a backend's stream of events into batches for the consumer: events are collected for
 // DEBOUNCE_MS of quiet (capped at MAX_DELAY_MS under a steady stream), so a burst (an unpacked
 // archive, a rm -r) becomes one batch; exact repeats of an event in the same batch are merged.
-// The debounce is the only delay on the close-write path: latency (write → peer) matters.
+// The debounce is the only delay on the close-write path: latency (write → peer) matters. The
+// inotify backend needs no quiet period (it hands over everything the kernel queued at each
+// wakeup, and announces a file only once it is closed): its batches go at the end of the
+// event-loop turn (setImmediate), which saved ~1–2 ms per change against a 1 ms timer.
 import type { WatchEvent } from './watcher.js'
 
 export const DEBOUNCE_MS = 1
@@ -19,11 +22,13 @@ export class EventBatcher {
   private pending: WatchEvent[] = []
   private readonly keys = new Set<string>()
   private timer: NodeJS.Timeout | null = null
+  private immediate: NodeJS.Immediate | null = null
   private firstAt = 0
   private lastAt = 0
   private closed = false
 
-  constructor (private readonly deliver: (events: WatchEvent[]) => void) {}
+  /** quietMs 0: deliver at the end of this event-loop turn instead of after a quiet period. */
+  constructor (private readonly deliver: (events: WatchEvent[]) => void, private readonly quietMs = DEBOUNCE_MS) {}
 
   push (e: WatchEvent): void {
     if (this.closed) return
@@ -37,14 +42,15 @@ export class EventBatcher {
     this.lastAt = now
     this.pending.push(e)
     // One timer per batch, not one per event: a flood of events must stay cheap.
-    if (this.timer === null) this.timer = setTimeout(this.check, DEBOUNCE_MS)
+    if (this.quietMs === 0) { if (this.immediate === null) this.immediate = setImmediate(() => { this.immediate = null; this.flush() }); return }
+    if (this.timer === null) this.timer = setTimeout(this.check, this.quietMs)
   }
 
   private readonly check = (): void => {
     this.timer = null
     const now = Date.now()
-    if (now - this.lastAt < DEBOUNCE_MS && now - this.firstAt < MAX_DELAY_MS) {
-      this.timer = setTimeout(this.check, DEBOUNCE_MS)
+    if (now - this.lastAt < this.quietMs && now - this.firstAt < MAX_DELAY_MS) {
+      this.timer = setTimeout(this.check, this.quietMs)
       return
     }
     this.flush()
@@ -53,6 +59,7 @@ export class EventBatcher {
   /** Delivers what is pending now. */
   flush (): void {
     if (this.timer !== null) { clearTimeout(this.timer); this.timer = null }
+    if (this.immediate !== null) { clearImmediate(this.immediate); this.immediate = null }
     const batch = this.pending
     this.pending = []
     this.keys.clear()
@@ -62,7 +69,9 @@ export class EventBatcher {
   close (): void {
     this.closed = true
     if (this.timer !== null) clearTimeout(this.timer)
+    if (this.immediate !== null) clearImmediate(this.immediate)
     this.timer = null
+    this.immediate = null
     this.pending = []
     this.keys.clear()
   }

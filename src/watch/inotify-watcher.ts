@@ -53,7 +53,7 @@ export class InotifyWatcher implements Watcher {
   private closed = false
 
   constructor (private readonly binding: InotifyBinding, private readonly root: string, private readonly opts: WatcherOptions) {
-    this.batcher = new EventBatcher(opts.onEvents)
+    this.batcher = new EventBatcher(opts.onEvents, 0)
     try {
       this.handle = binding.open((err, buf) => { this.onData(err, buf) })
     } catch (err) {
