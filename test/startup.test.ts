@@ -12,7 +12,8 @@ import { ShareIndex } from '../src/store/share-index.js'
 import { ManifestTree } from '../src/merkle/manifest.js'
 import { LocalScanner } from '../src/sync/scan.js'
 import type { Entry } from '../src/model/entry.js'
-import { Cluster, waitFor, waitConverged, sameTree, collect, entryOf } from './helpers.js'
+import { Cluster, waitFor, waitConverged, sameTree, collect, entryOf, fileIs } from './helpers.js'
+import { execFileSync } from 'node:child_process'
 
 function entry (path: string, n: number, deleted = false): Entry {
   return { path, type: 'file', deleted, size: n, mtime: 1_700_000_000_000 + n, root: Buffer.alloc(32, n % 251), version: { nodeaaaa: n }, by: 'nodeaaaa' }
@@ -165,5 +166,26 @@ test('resync after a break moves the changed bytes and metadata in proportion to
     const budget = 1.1 * changedBytes + 400 * (changedOnA + 1) + 8192
     t.diagnostic(`moved ${moved} bytes for ${changedBytes} changed bytes (budget ${budget})`)
     assert.ok(moved <= budget, `moved ${moved} bytes for ${changedBytes} changed bytes (budget ${budget})`)
+  } finally { await c.stop() }
+})
+
+test('a small file whose write waits (its path is blocked) keeps its content: it lands after a restart with its sender gone', async () => {
+  const c = new Cluster()
+  try {
+    const a = await c.add('a', { peers: [] })
+    const b = await c.add('b', { peers: [a.node.address] })
+    mkdirSync(join(b.dir, 'blocked'))
+    await waitFor('the folder reached A', () => entryOf(a, 'blocked')?.type === 'dir')
+    // A FIFO is never replicated, and keeps B's folder from being replaced by A's file.
+    execFileSync('mkfifo', [join(b.dir, 'blocked', 'fifo')])
+    rmSync(join(a.dir, 'blocked'), { recursive: true })
+    writeFileSync(join(a.dir, 'blocked'), 'small file content')
+    await waitFor('B holds the version as pending', () => b.node.shares.get('share')!.pendingCount() === 1)
+    await a.node.stop()
+    await b.node.stop()
+    unlinkSync(join(b.dir, 'blocked', 'fifo'))
+    await c.restart(b, [])   // nobody to fetch from
+    await waitFor('the kept content is written', () => fileIs(join(b.dir, 'blocked'), 'small file content'), 20_000)
+    assert.equal(b.node.shares.get('share')!.pendingCount(), 0)
   } finally { await c.stop() }
 })

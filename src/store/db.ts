@@ -44,7 +44,7 @@ CREATE INDEX IF NOT EXISTS entries_root_big ON entries (root) WHERE size > ${INL
 CREATE TABLE IF NOT EXISTS pending (
   share TEXT NOT NULL, path TEXT NOT NULL, type INTEGER NOT NULL, deleted INTEGER NOT NULL,
   size INTEGER NOT NULL, mtime INTEGER NOT NULL, root BLOB NOT NULL, version TEXT NOT NULL, by TEXT NOT NULL,
-  src TEXT NOT NULL, keep_local INTEGER NOT NULL DEFAULT 0, as_is INTEGER NOT NULL DEFAULT 0, PRIMARY KEY (share, path)) WITHOUT ROWID;
+  src TEXT NOT NULL, keep_local INTEGER NOT NULL DEFAULT 0, as_is INTEGER NOT NULL DEFAULT 0, data BLOB, PRIMARY KEY (share, path)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS cursors (peer TEXT NOT NULL, share TEXT NOT NULL, index_id TEXT NOT NULL, seq INTEGER NOT NULL, PRIMARY KEY (peer, share)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS acks (peer TEXT NOT NULL, share TEXT NOT NULL, seq INTEGER NOT NULL, PRIMARY KEY (peer, share)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS clocks (share TEXT PRIMARY KEY, clock INTEGER NOT NULL) WITHOUT ROWID;
@@ -81,7 +81,7 @@ interface EntryRow {
   share: string, path: string, type: number, deleted: number, size: number, mtime: number, root: Buffer,
   version: string, by: string, seq: number, lsize: number | null, lmtime: number | null, lino: number | null, src: string
 }
-interface PendingRow extends Omit<EntryRow, 'seq' | 'lsize' | 'lmtime' | 'lino' | 'src'> { src: string, keep_local: number, as_is: number }
+interface PendingRow extends Omit<EntryRow, 'seq' | 'lsize' | 'lmtime' | 'lino' | 'src'> { src: string, keep_local: number, as_is: number, data?: Buffer | null }
 
 function rowToEntry (r: EntryRow | PendingRow): Entry {
   return {
@@ -110,7 +110,12 @@ export interface ShareRow { id: string, dir: string, indexId: string }
 export interface LocalRow { path: string, dir: boolean, deleted: boolean, local: LocalStat | null }
 const LOCAL_COLS = 'path, type, deleted, lsize, lmtime, lino'
 /** keepLocal: the live local file at the path lost a conflict and is moved aside when this is installed. */
-export interface PendingEntry { entry: Entry, src: string, keepLocal: boolean, asIs: boolean }
+/**
+ * data: a small file's content as the peer sent it inline, kept while it waits (a write that
+ * failed is retried from it: small files are not served as pieces, see entries_root_big).
+ * allPending leaves it out (undefined); getPending has it (null if none was kept).
+ */
+export interface PendingEntry { entry: Entry, src: string, keepLocal: boolean, asIs: boolean, data?: Buffer | null }
 
 export class IndexDb {
   readonly db: Database.Database
@@ -128,6 +133,8 @@ export class IndexDb {
     this.db.pragma('synchronous = NORMAL')
     this.db.exec(SCHEMA)
     this.addLayerPieces()
+    // An index made before pending rows kept inline data.
+    if (!(this.db.prepare('PRAGMA table_info(pending)').all() as Array<{ name: string }>).some(c => c.name === 'data')) this.db.exec('ALTER TABLE pending ADD COLUMN data BLOB')
     this.st = this.prepare()
   }
 
@@ -169,9 +176,9 @@ export class IndexDb {
       byRoot: d.prepare(`SELECT * FROM entries WHERE root = ? AND size = ? AND size > ${INLINE_MAX} AND deleted = 0 AND type = 0 AND lsize IS NOT NULL LIMIT 8`),
       byRootPrefix: d.prepare(`SELECT * FROM entries WHERE root >= ? AND root < ? AND size > ${INLINE_MAX} AND deleted = 0 AND type = 0 AND lsize IS NOT NULL LIMIT 8`),
       getPending: d.prepare('SELECT * FROM pending WHERE share = ? AND path = ?'),
-      allPending: d.prepare('SELECT * FROM pending WHERE share = ?'),
-      upsertPending: d.prepare(`INSERT OR REPLACE INTO pending (share, path, type, deleted, size, mtime, root, version, by, src, keep_local, as_is)
-        VALUES (@share, @path, @type, @deleted, @size, @mtime, @root, @version, @by, @src, @keepLocal, @asIs)`),
+      allPending: d.prepare('SELECT share, path, type, deleted, size, mtime, root, version, by, src, keep_local, as_is FROM pending WHERE share = ?'),
+      upsertPending: d.prepare(`INSERT OR REPLACE INTO pending (share, path, type, deleted, size, mtime, root, version, by, src, keep_local, as_is, data)
+        VALUES (@share, @path, @type, @deleted, @size, @mtime, @root, @version, @by, @src, @keepLocal, @asIs, @data)`),
       deletePending: d.prepare('DELETE FROM pending WHERE share = ? AND path = ?'),
       getCursor: d.prepare('SELECT index_id AS indexId, seq FROM cursors WHERE peer = ? AND share = ?'),
       setCursor: d.prepare('INSERT OR REPLACE INTO cursors (peer, share, index_id, seq) VALUES (?, ?, ?, ?)'),
@@ -329,7 +336,7 @@ export class IndexDb {
 
   getPending (share: string, path: string): PendingEntry | undefined {
     const r = this.st.getPending.get(share, path) as PendingRow | undefined
-    return r === undefined ? undefined : { entry: rowToEntry(r), src: r.src, keepLocal: r.keep_local === 1, asIs: r.as_is === 1 }
+    return r === undefined ? undefined : { entry: rowToEntry(r), src: r.src, keepLocal: r.keep_local === 1, asIs: r.as_is === 1, data: r.data ?? null }
   }
 
   allPending (share: string): PendingEntry[] {
@@ -337,10 +344,11 @@ export class IndexDb {
   }
 
   /** asIs: the entry is the peer's version unchanged (not a merge), so it need not be sent back to it. */
-  putPending (share: string, e: Entry, src: string, keepLocal = false, asIs = false): void {
+  putPending (share: string, e: Entry, src: string, keepLocal = false, asIs = false, data: Buffer | null = null): void {
     this.st.upsertPending.run({
       share, path: e.path, type: TYPE_CODE[e.type], deleted: e.deleted ? 1 : 0, size: e.size, mtime: e.mtime,
-      root: e.root, version: encodeVersion(e.version), by: e.by, src, keepLocal: keepLocal ? 1 : 0, asIs: asIs ? 1 : 0
+      root: e.root, version: encodeVersion(e.version), by: e.by, src, keepLocal: keepLocal ? 1 : 0, asIs: asIs ? 1 : 0,
+      data: data !== null && data.length === e.size && e.size <= INLINE_MAX ? data : null
     })
   }
 

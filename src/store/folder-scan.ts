@@ -59,19 +59,28 @@ export function scanFolderDisk (dir: string, known: KnownStat[], inlineMax: numb
 function readSmall (name: string, path: string): FolderItem {
   const fd = fs.openSync(path, O_READ)
   try {
-    const before = fs.fstatSync(fd)
-    if (!before.isFile()) return { name, t: 'other' }
-    const data = Buffer.allocUnsafe(before.size)
-    let off = 0
-    while (off < data.length) {
-      const n = fs.readSync(fd, data, off, data.length - off, off)
-      if (n === 0) break
-      off += n
-    }
-    const after = fs.fstatSync(fd)
-    if (off !== before.size || after.size !== before.size || after.mtimeMs !== before.mtimeMs) {
-      return { name, t: 'error', code: 'ERR_FILE_CHANGED', message: `${name} changed while it was read` }
-    }
-    return { name, t: 'file', size: after.size, mtimeMs: after.mtimeMs, ino: after.ino, root: fileRoot(data) }
+    const read = readOpenFile(fd)
+    if (read === 'not-a-file') return { name, t: 'other' }
+    if (read === 'changed') return { name, t: 'error', code: 'ERR_FILE_CHANGED', message: `${name} changed while it was read` }
+    return { name, t: 'file', size: read.st.size, mtimeMs: read.st.mtimeMs, ino: read.st.ino, root: fileRoot(read.data) }
   } finally { fs.closeSync(fd) }
+}
+
+/**
+ * Reads an open file whole, between two fstats: 'changed' if its size or mtime moved meanwhile
+ * (the data would be a mix of versions), 'not-a-file' if the descriptor is not a regular file.
+ */
+export function readOpenFile (fd: number): { data: Buffer, st: fs.Stats } | 'changed' | 'not-a-file' {
+  const before = fs.fstatSync(fd)
+  if (!before.isFile()) return 'not-a-file'
+  const data = Buffer.allocUnsafe(before.size)
+  let off = 0
+  while (off < data.length) {
+    const n = fs.readSync(fd, data, off, data.length - off, off)
+    if (n === 0) break
+    off += n
+  }
+  const after = fs.fstatSync(fd)
+  if (off !== before.size || after.size !== before.size || after.mtimeMs !== before.mtimeMs) return 'changed'
+  return { data, st: after }
 }

@@ -14,6 +14,7 @@
 import * as fs from 'node:fs'
 import * as fsp from 'node:fs/promises'
 import { spawn } from 'node:child_process'
+import { readOpenFile } from './folder-scan.js'
 import { diskThread } from './disk-thread.js'
 import { join } from 'node:path'
 import { randomBytes } from 'node:crypto'
@@ -189,19 +190,9 @@ export class ShareDisk {
   readWhole (rel: string): { data: Buffer, local: LocalStat } {
     const fd = this.openRead(rel)
     try {
-      const before = fs.fstatSync(fd)
-      const data = Buffer.allocUnsafe(before.size)
-      let off = 0
-      while (off < data.length) {
-        const n = fs.readSync(fd, data, off, data.length - off, off)
-        if (n === 0) break
-        off += n
-      }
-      const after = fs.fstatSync(fd)
-      if (off !== before.size || after.size !== before.size || after.mtimeMs !== before.mtimeMs) {
-        throw new SwarmError('ERR_FILE_CHANGED', `${rel} changed while it was read`)
-      }
-      return { data, local: { size: after.size, mtimeMs: after.mtimeMs, ino: after.ino } }
+      const read = readOpenFile(fd)
+      if (read === 'changed' || read === 'not-a-file') throw new SwarmError('ERR_FILE_CHANGED', `${rel} changed while it was read`)
+      return { data: read.data, local: { size: read.st.size, mtimeMs: read.st.mtimeMs, ino: read.st.ino } }
     } finally { fs.closeSync(fd) }
   }
 

@@ -19,7 +19,7 @@ export const DISK_CHUNK = 256
 export const LISTING_MIN_FILES = 16
 
 /** A file of the batch: a temp file already made, or inline data still to write. */
-interface Staged { entry: Entry, from: string, keepLocal: boolean, tmp?: string, local?: LocalStat, written?: Promise<void> }
+interface Staged { entry: Entry, from: string, keepLocal: boolean, tmp?: string, local?: LocalStat, written?: Promise<void>, data?: Buffer }
 type Ready = Staged & { tmp: string, local: LocalStat }
 
 export interface BatchHost {
@@ -31,7 +31,8 @@ export interface BatchHost {
   /** `entry` is in place with `local`: record it */
   recordInstalled: (entry: Entry, local: LocalStat, from: string) => void
   /** `entry` could not be put in place now: keep it wanted, try again later */
-  putBack: (entry: Entry, from: string, keepLocal: boolean, err: unknown) => void
+  /** The entry goes back to pending (with its inline data, if any, so a retry needs no fetch). */
+  putBack: (entry: Entry, from: string, keepLocal: boolean, err: unknown, data?: Buffer) => void
 }
 
 export class RemoteBatch {
@@ -65,7 +66,7 @@ export class RemoteBatch {
 
   /** Inline data: written in the disk thread a chunk at a time, while deciding goes on. */
   stageWrite (data: Buffer, entry: Entry, from: string, keepLocal: boolean): void {
-    const s: Staged = { entry, from, keepLocal }
+    const s: Staged = { entry, from, keepLocal, data }
     this.staged.push(s)
     this.unsent.push({ s, data })
     if (this.unsent.length >= DISK_CHUNK) this.flushWrites()
@@ -88,7 +89,7 @@ export class RemoteBatch {
     for (const s of ready) {
       if (!this.host.holdsLive(s.entry.path)) { fresh.push(s); continue }
       try { this.host.installTemp(s.tmp, s.entry, s.local, s.from, s.keepLocal) } catch (err) {
-        this.host.putBack(s.entry, s.from, s.keepLocal, err)   // installTemp discarded the temp file
+        this.host.putBack(s.entry, s.from, s.keepLocal, err, s.data)   // installTemp discarded the temp file
       }
     }
     const chunks: Ready[][] = []
@@ -121,6 +122,6 @@ export class RemoteBatch {
 
   private failed (s: Staged, err: unknown): void {
     if (s.tmp !== undefined) this.host.disk.discard(s.tmp)
-    this.host.putBack(s.entry, s.from, s.keepLocal, err)
+    this.host.putBack(s.entry, s.from, s.keepLocal, err, s.data)
   }
 }

@@ -1,6 +1,6 @@
 // One shared folder on this node: its index rows, its manifest root, its watcher, and the two
 // directions of change —
-//   local:  scan.ts (watcher/scan → stat against the index → hash what changed) → new versions (commitLocal)
+//   local:  local-side.ts (watcher, start sweep) → scan.ts (stat against the index → hash what changed) → new versions (commitLocal)
 //   remote: peer entries → merge decision → write inline data / copy local content / pending fetch
 // The node (node/node.ts) moves entries between peers; the Share decides and touches the disk.
 import { EventEmitter } from 'node:events'
@@ -8,7 +8,6 @@ import * as fs from 'node:fs'
 import { IndexDb, type PendingEntry, type ShareRow } from '../store/db.js'
 import { ShareIndex } from '../store/share-index.js'
 import { fileRoot, ZERO_ROOT } from '../merkle/bep52.js'
-import { createWatcher, type Watcher, type WatchEvent } from '../watch/index.js'
 import { SwarmError, isSwarmError } from '../errors.js'
 import { type Entry, type LocalStat, type StoredEntry, localStatOf, sameContent, sameLocal } from '../model/entry.js'
 import { decide } from './merge.js'
@@ -20,6 +19,7 @@ import { ShareFeed } from './feed.js'
 import { RetryBackoff } from './retry.js'
 import { LocalScanner, type LocalChange, type FullScan } from './scan.js'
 import { RemoteBatch, type BatchHost } from './batch.js'
+import { LocalSide } from './local-side.js'
 
 /** Longest wait between retries of a failed fetch, in seconds. */
 const FETCH_RETRY_MAX_S = 30
@@ -59,7 +59,8 @@ export class Share extends EventEmitter<ShareEvents> {
   /** The share's rows and its manifest root (store/share-index.ts): every entry is written through it. */
   private readonly index: ShareIndex
   private readonly feed: ShareFeed
-  private watcher: Watcher | null = null
+  /** The watcher, the start sweep and rescans (local-side.ts). */
+  private readonly local: LocalSide
   private localQueue: Promise<void> = Promise.resolve()
   private readonly fetching = new Set<string>()
   /** Pending paths whose write failed: the reason last logged and how many times it was tried. */
@@ -79,10 +80,6 @@ export class Share extends EventEmitter<ShareEvents> {
   private readonly asIs = new WeakSet<Entry>()
   private stopped = false
   private started = false
-  /** The startup sweep while it runs (see runStartupScan). */
-  private scanning: Promise<void> | null = null
-  /** A full rescan after a watcher overflow is queued and has not started yet. */
-  private rescanQueued = false
   /** Why the share is paused, or null while it runs. */
   pausedReason: string | null = null
   private pauseTimer: NodeJS.Timeout | null = null
@@ -102,16 +99,23 @@ export class Share extends EventEmitter<ShareEvents> {
       holdsLive: (rel) => { const cur = this.db.getEntry(this.id, rel); return cur !== undefined && !cur.deleted },
       installTemp: (tmp, entry, local, from, keepLocal) => { this.installTemp(tmp, entry, local, from, keepLocal) },
       recordInstalled: (entry, local, from) => { this.recordInstalled(entry, local, from) },
-      putBack: (entry, from, keepLocal, err) => { this.setPending(entry, from, keepLocal); this.retries.failed(entry.path, err) }
+      putBack: (entry, from, keepLocal, err, data) => { this.setPending(entry, from, keepLocal, data); this.retries.failed(entry.path, err) }
     }
     this.scanner = new LocalScanner({
       id: this.id, db: host.db, disk: this.disk, shortId: host.shortId,
       clock: () => this.index.clock,
-      watcher: () => this.watcher,
+      watcher: () => this.local.watcher,
       commit: (changes) => this.commitLocal(changes),
       requeue: (rel) => { void this.enqueueLocal(() => this.scanner.examinePaths([rel])) },
       takeSelfWritten: (rel) => { const m = this.selfWritten.get(rel); this.selfWritten.delete(rel); return m },
       cacheInline: (root, data) => this.feed.cacheInline(root, data),
+      log: (level, msg) => host.log(level, msg)
+    })
+    this.local = new LocalSide({
+      id: this.id, dir: this.dir, scanner: this.scanner,
+      enqueue: (fn) => this.enqueueLocal(fn),
+      running: () => !this.stopped && !this.paused,
+      swept: (scan) => { this.swept(scan) },
       log: (level, msg) => host.log(level, msg)
     })
   }
@@ -133,79 +137,26 @@ export class Share extends EventEmitter<ShareEvents> {
     const problem = this.folderProblem()
     if (problem !== null) { this.pause(problem); return }
     this.disk.init()
-    this.watcher = createWatcher(this.dir, {
-      ignore: (rel) => rel === META_DIR || rel.startsWith(META_DIR + '/'),
-      onEvents: (events) => { this.onWatchEvents(events) },
-      onError: (err, dir) => this.host.log('warn', `share ${this.id}: ${dir === '' ? 'watcher' : `cannot watch ${dir}`}: ${err.message}`)
-    })
-    this.watcher.add('')
-    this.scanning = this.runStartupScan()
+    this.local.start()
   }
 
-  /**
-   * The startup sweep, in the background: the share serves what its index knows meanwhile (peers
-   * are told it is not settled, so nobody counts it in sync).
-   */
-  private async runStartupScan (): Promise<void> {
-    await this.watcher?.ready   // chokidar misses what changes during its first crawl: the sweep comes after it
-    const scan = await this.sweep()
-    if (scan === null) { this.scanning = null; return }   // stopped or paused: a resume starts a new sweep
+  /** The start sweep is complete: the index describes the disk. */
+  private swept (scan: FullScan): void {
     this.index.save()
-    this.scanning = null
     this.emit('scan-done', { share: this.id, files: this.index.size, ms: Date.now() - scan.startedAt })
     this.emit('changed')
     for (const p of this.db.allPending(this.id)) this.retryPending(p.entry.path)
   }
 
-  /**
-   * A full sweep of the folder, one folder per turn of the local queue, so peers' batches and
-   * watcher events interleave with a long scan. Resolves with the sweep once complete, or null if
-   * the share stopped or paused first. `onStart` runs when its first step does.
-   */
-  private async sweep (onStart?: () => void): Promise<FullScan | null> {
-    const scan = this.scanner.startFullScan()
-    let more = true
-    let first = true
-    while (more && !this.stopped && !this.paused) {
-      await this.enqueueLocal(async () => {
-        if (first) { first = false; onStart?.() }
-        more = await scan.step()
-      })
-      // A step is mostly synchronous work chained by promises: without a turn of the event loop
-      // between steps, no connection, timer or watcher event would be served until the sweep ends.
-      await new Promise(resolve => setImmediate(resolve))
-    }
-    return more ? null : scan
-  }
+  /** Resolves once the start sweep is complete (at once if none is running). */
+  async scanned (): Promise<void> { await this.local.scanned() }
 
-  /** Resolves once the startup sweep is complete (at once if none is running). */
-  async scanned (): Promise<void> { while (this.scanning !== null) await this.scanning }
-
-  /** True while the startup sweep runs: the share's root may not yet reflect the disk. */
-  get isScanning (): boolean { return this.scanning !== null }
-
-  /**
-   * A watcher batch: the paths it names are looked at against the index (a move: both of its
-   * paths; a new folder: the folder, which examinePaths walks). An overflow lost events: rescan.
-   */
-  private onWatchEvents (events: WatchEvent[]): void {
-    if (events.some(e => e.kind === 'overflow')) {
-      if (this.rescanQueued) return   // one rescan not yet started covers this overflow too
-      this.rescanQueued = true
-      this.host.log('warn', `share ${this.id}: the watcher lost events (kernel queue overflow); rescanning the folder`)
-      void this.sweep(() => { this.rescanQueued = false })
-      return
-    }
-    const paths = new Set<string>()
-    for (const e of events) {
-      if (e.kind === 'move') { paths.add(e.from); paths.add(e.to) } else if (e.kind !== 'overflow') paths.add(e.path)
-    }
-    void this.enqueueLocal(() => this.scanner.examinePaths([...paths]))
-  }
+  /** True while the start sweep runs: the share's root may not yet reflect the disk. */
+  get isScanning (): boolean { return this.local.isScanning }
 
   stop (): void {
     this.stopped = true
-    this.watcher?.close()
+    this.local.close()
     if (this.pauseTimer !== null) clearTimeout(this.pauseTimer)
     this.retries.stop()
     this.index.close()
@@ -226,8 +177,7 @@ export class Share extends EventEmitter<ShareEvents> {
   private pause (reason: string): void {
     const first = this.pausedReason === null
     this.pausedReason = reason
-    this.watcher?.close()
-    this.watcher = null
+    this.local.close()
     if (first) {
       this.host.log('error', `share ${this.id} paused: ${reason}`)
       this.emit('paused', reason)
@@ -251,8 +201,9 @@ export class Share extends EventEmitter<ShareEvents> {
   root (): Buffer { return this.index.root() }
   pendingCount (): number { return this.pendingSet.size }
 
-  private setPending (e: Entry, src: string, keepLocal = false): void {
-    this.db.putPending(this.id, e, src, keepLocal, this.asIs.has(e))
+  /** `data`: the small file's inline content if we have it, kept with the row so a retry needs no fetch. */
+  private setPending (e: Entry, src: string, keepLocal = false, data?: Buffer | null): void {
+    this.db.putPending(this.id, e, src, keepLocal, this.asIs.has(e), data ?? null)
     this.pendingSet.add(e.path)
   }
 
@@ -333,7 +284,7 @@ export class Share extends EventEmitter<ShareEvents> {
     } catch (err) {
       // Not even a decision could be made (the disk could not be read, say): the entry is kept as
       // wanted and tried again later, when decideAgain runs the merge rules on it first.
-      this.setPending(item.entry, from)
+      this.setPending(item.entry, from, false, item.data)
       this.retries.failed(item.entry.path, err)
       return false
     }
@@ -355,7 +306,7 @@ export class Share extends EventEmitter<ShareEvents> {
     switch (d.kind) {
       case 'ignore': return false
       case 'merge-meta':
-        if (pending !== undefined) { this.setPending(d.entry, pending.src, pending.keepLocal); return false }
+        if (pending !== undefined) { this.setPending(d.entry, pending.src, pending.keepLocal, keptData(pending, d.entry) ?? data); return false }
         return this.materialize(d.entry, undefined, from)
       case 'accept':
         return this.materialize(d.entry, data, from, pending?.keepLocal ?? false, pending === undefined ? { cur: local, st } : undefined)
@@ -366,13 +317,13 @@ export class Share extends EventEmitter<ShareEvents> {
           // The remote content lost: it becomes the conflict copy; ours stays, with the merged vector.
           this.emit('conflict', { share: this.id, path: d.entry.path, copy: copy.path })
           await this.materialize(copy, data, from)
-          if (pending !== undefined) { this.setPending(d.entry, pending.src, pending.keepLocal); return true }
+          if (pending !== undefined) { this.setPending(d.entry, pending.src, pending.keepLocal, keptData(pending, d.entry)); return true }
           return this.materialize(d.entry, undefined, from)
         }
         if (pending !== undefined) {
           // The loser was only wanted, not on disk: fetch it under the conflict name instead.
           this.emit('conflict', { share: this.id, path: d.entry.path, copy: copy.path })
-          this.setPending(copy, pending.src, false)
+          this.setPending(copy, pending.src, false, keptData(pending, copy))
           this.retryPending(copy.path)
           return this.materialize(d.entry, d.entry.root.equals(remote.root) ? data : undefined, from, pending.keepLocal)
         }
@@ -425,7 +376,7 @@ export class Share extends EventEmitter<ShareEvents> {
     try {
       return await this.materializeOrThrow(entry, data, from, keepLocal, known)
     } catch (err) {
-      this.setPending(entry, from, keepLocal)
+      this.setPending(entry, from, keepLocal, data)
       this.retries.failed(entry.path, err)
       return false
     }
@@ -436,7 +387,7 @@ export class Share extends EventEmitter<ShareEvents> {
     if (entry.deleted) {
       const cur = this.db.getEntry(this.id, rel)
       this.disk.remove(rel, cur !== undefined && !cur.deleted ? cur.local : null)
-      if (cur?.type === 'dir') this.watcher?.remove(rel)
+      if (cur?.type === 'dir') this.local.watcher?.remove(rel)
       this.clearPending(rel)
       this.putAndTrack(entry, null, from)
       this.removeDeletedParents(rel)
@@ -448,7 +399,7 @@ export class Share extends EventEmitter<ShareEvents> {
       // A file became a folder: the accepted version dominates the file's, so the file is out of date.
       if (st !== null && st.isFile()) this.disk.remove(rel, this.db.getEntry(this.id, rel)?.local ?? null)
       this.disk.ensureDir(rel)
-      this.watcher?.add(rel)
+      this.local.watcher?.add(rel)
       this.clearPending(rel)
       this.putAndTrack(entry, null, from)
       return true
@@ -485,7 +436,7 @@ export class Share extends EventEmitter<ShareEvents> {
     for (let dir = parentOf(rel); dir !== ''; dir = parentOf(dir)) {
       const e = this.db.getEntry(this.id, dir)
       if (e === undefined || !e.deleted || !this.disk.removeEmptyFolder(dir)) return
-      this.watcher?.remove(dir)
+      this.local.watcher?.remove(dir)
     }
   }
 
@@ -544,7 +495,7 @@ export class Share extends EventEmitter<ShareEvents> {
       if (again === undefined || !again.entry.root.equals(want.entry.root)) return
       if (again.asIs) this.asIs.add(again.entry)
       if (await this.decideAgain(again)) return
-      if (await this.materialize(again.entry, undefined, again.src, again.keepLocal)) this.emit('changed')
+      if (await this.materialize(again.entry, again.data ?? undefined, again.src, again.keepLocal)) this.emit('changed')
     })
   }
 
@@ -566,7 +517,7 @@ export class Share extends EventEmitter<ShareEvents> {
     // recorded since (by the watcher, or just now) may not be dominated: then the rules decide again.
     if (cur === undefined || compareVersions(want.entry.version, cur.version) === 'greater') return false
     this.clearPending(rel)
-    await this.applyRemote(want.src, [{ entry: want.entry }])
+    await this.applyRemote(want.src, [{ entry: want.entry, data: want.data ?? undefined }])
     return true
   }
 
@@ -616,4 +567,9 @@ export class Share extends EventEmitter<ShareEvents> {
       }
     })
   }
+}
+
+/** The inline content kept with a pending row, if it is the content of `e`. */
+function keptData (p: PendingEntry, e: Entry): Buffer | undefined {
+  return p.data !== undefined && p.data !== null && p.entry.root.equals(e.root) ? p.data : undefined
 }
