@@ -140,7 +140,7 @@ test('a local edit made while the remote version is being fetched becomes a conf
     writeFileSync(join(a.dir, 'f.bin'), 'v0')
     const b = await c.add('b')
     await waitConverged([a, b], 'v0', () => fileIs(join(b.dir, 'f.bin'), 'v0'))
-    const big = randomBytes(24 * 1024 * 1024)
+    const big = randomBytes(48 * 1024 * 1024)   // big enough that the fetch is still running when a edits
     writeFileSync(join(b.dir, 'f.bin'), big)
     // a accepted b's version and is fetching it when the file is edited on a.
     await waitFor('a fetching', () => a.node.shares.get('share')!.pendingCount() > 0)

@@ -61,7 +61,8 @@ export class ShareIndex {
   saveSoon (): void {
     this.unsaved = true
     if (this.saveTimer !== null) return
-    this.saveTimer = setTimeout(() => { this.saveTimer = null; this.save() }, MANIFEST_SAVE_MS)
+    // The index may be closed by then (a node stopped without close(), a test): nothing to save into.
+    this.saveTimer = setTimeout(() => { this.saveTimer = null; if (this.db.db.open) this.save() }, MANIFEST_SAVE_MS)
     this.saveTimer.unref()
   }
 
