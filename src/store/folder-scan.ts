@@ -62,7 +62,9 @@ function readSmall (name: string, path: string): FolderItem {
     const read = readOpenFile(fd)
     if (read === 'not-a-file') return { name, t: 'other' }
     if (read === 'changed') return { name, t: 'error', code: 'ERR_FILE_CHANGED', message: `${name} changed while it was read` }
-    return { name, t: 'file', size: read.st.size, mtimeMs: read.st.mtimeMs, ino: read.st.ino, root: fileRoot(read.data) }
+    // A copy of its own: a root that is a view into a shared 8 KiB pool would be cloned whole
+    // when the result is posted from the thread (200,000 files in one folder: 1.6 GB).
+    return { name, t: 'file', size: read.st.size, mtimeMs: read.st.mtimeMs, ino: read.st.ino, root: new Uint8Array(fileRoot(read.data)) }
   } finally { fs.closeSync(fd) }
 }
 
