@@ -189,3 +189,19 @@ test('a small file whose write waits (its path is blocked) keeps its content: it
     assert.equal(b.node.shares.get('share')!.pendingCount(), 0)
   } finally { await c.stop() }
 })
+
+test('the index WAL is checkpointed by the disk thread once it passes its threshold, not inside a commit', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'swarm-wal-'))
+  try {
+    const db = new IndexDb(dir)
+    assert.equal(db.db.pragma('wal_autocheckpoint', { simple: true }), 0)
+    // ~6 MiB of piece layers: past WAL_CHECKPOINT_BYTES, and no commit checkpoints by itself.
+    for (let i = 0; i < 24; i++) db.putLayer(randomBytes(32), randomBytes(256 * 1024))
+    await waitFor('a checkpoint ran', () => db.checkpoints > 0, 5000)
+    // The next write starts the WAL over: only the frames written since are in it.
+    db.putLayer(randomBytes(32), randomBytes(32))
+    const [row] = db.db.pragma('wal_checkpoint(PASSIVE)') as Array<{ log: number }>
+    assert.ok(row!.log < 100, `WAL holds ${row!.log} frames after the thread's checkpoint`)
+    db.close()
+  } finally { rmSync(dir, { recursive: true, force: true }) }
+})

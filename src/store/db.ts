@@ -24,6 +24,9 @@ import type { Entry, LocalStat, StoredEntry } from '../model/entry.js'
 import { decodeVersion, encodeVersion, maxCounter } from '../model/version.js'
 import { SwarmError } from '../errors.js'
 import { INLINE_MAX } from '../model/rules.js'
+import * as fs from 'node:fs'
+import { diskThread } from './disk-thread.js'
+import { CHECKPOINT_CHECK_MS, WAL_CHECKPOINT_BYTES } from './checkpoint.js'
 import { randomBytes } from 'node:crypto'
 import { join } from 'node:path'
 
@@ -120,6 +123,14 @@ export interface PendingEntry { entry: Entry, src: string, keepLocal: boolean, a
 export class IndexDb {
   readonly db: Database.Database
   private readonly st: ReturnType<IndexDb['prepare']>
+  private readonly file: string
+  /** The look at the WAL's size a write armed (see checkpoint.ts), or null. */
+  private checkpointTimer: NodeJS.Timeout | null = null
+  private checkpointing = false
+  /** The disk thread has a connection of its own to this file (to close with the index). */
+  private threadConnection = false
+  /** WAL checkpoints done (status, tests). */
+  checkpoints = 0
 
   constructor (stateDir: string) {
     const file = join(stateDir, 'index.db')
@@ -131,6 +142,9 @@ export class IndexDb {
     this.db.pragma('journal_mode = WAL')
     // NORMAL is durable across process crashes (SIGKILL) in WAL mode; only power loss can drop the last commits.
     this.db.pragma('synchronous = NORMAL')
+    // Checkpoints run in the disk thread, not inside a commit (checkpoint.ts).
+    this.db.pragma('wal_autocheckpoint = 0')
+    this.file = file
     this.db.exec(SCHEMA)
     this.addLayerPieces()
     // An index made before pending rows kept inline data.
@@ -311,6 +325,7 @@ export class IndexDb {
   /** Writes an entry with a fresh sequence number; returns that number. `src`: the peer it came from ('' = made here). */
   putEntry (share: string, e: Entry, local: LocalStat | null, src = ''): number {
     const seq = this.nextSeq(share)
+    this.noteWrite()
     this.st.upsertEntry.run({
       share, path: e.path, type: TYPE_CODE[e.type], deleted: e.deleted ? 1 : 0, size: e.size, mtime: e.mtime,
       root: e.root, version: encodeVersion(e.version), by: e.by, seq,
@@ -399,6 +414,7 @@ export class IndexDb {
    */
   putLayer (root: Buffer, layer: Buffer): void {
     if (layer.length === 0) return
+    this.noteWrite()
     this.transaction(() => {
       const added = this.st.putLayer.run(root, layer).changes > 0
       // Pruning takes all of a root's rows in one transaction: its first piece says for all of them.
@@ -452,5 +468,30 @@ export class IndexDb {
     return out
   }
 
-  close (): void { this.db.close() }
+  /** Arms one look at the WAL's size; a WAL past WAL_CHECKPOINT_BYTES is checkpointed in the disk thread. */
+  private noteWrite (): void {
+    if (this.checkpointTimer !== null) return
+    this.checkpointTimer = setTimeout(() => { this.checkpointTimer = null; void this.checkpointIfBig() }, CHECKPOINT_CHECK_MS)
+    this.checkpointTimer.unref()
+  }
+
+  private async checkpointIfBig (): Promise<void> {
+    if (this.checkpointing || !this.db.open) return
+    let size = 0
+    try { size = fs.statSync(this.file + '-wal').size } catch { return }
+    if (size <= WAL_CHECKPOINT_BYTES) return
+    this.checkpointing = true
+    try {
+      this.threadConnection = true
+      if (!await diskThread.checkpoint(this.file) && this.db.open) this.db.pragma('wal_checkpoint(PASSIVE)')
+      this.checkpoints++
+    } finally { this.checkpointing = false }
+  }
+
+  close (): void {
+    if (this.checkpointTimer !== null) clearTimeout(this.checkpointTimer)
+    this.checkpointTimer = null
+    if (this.threadConnection) void diskThread.checkpoint(this.file, true)   // the thread's connection goes too
+    this.db.close()
+  }
 }

@@ -5,12 +5,17 @@
 import { Worker } from 'node:worker_threads'
 import { writeTemps, linkNew, type TempWrite, type LinkNew, type OpResult } from './disk-ops.js'
 import { scanFolderDisk, type KnownStat, type FolderResult } from './folder-scan.js'
+import { checkpointFile, closeCheckpointer } from './checkpoint.js'
 
 export type DiskJob =
   | { id: number, op: 'write', items: TempWrite[] }
   | { id: number, op: 'link', items: LinkNew[] }
   | { id: number, op: 'folder', dir: string, known: KnownStat[], inlineMax: number }
-export interface DiskReply { id: number, results: OpResult[] | FolderResult }
+  | { id: number, op: 'checkpoint', file: string, close: boolean }
+type CheckpointResult = ReturnType<typeof checkpointFile>
+/** A job as a caller hands it over (the id is the thread's). */
+type JobBody = DiskJob extends infer J ? (J extends DiskJob ? Omit<J, 'id'> : never) : never
+export interface DiskReply { id: number, results: OpResult[] | FolderResult | CheckpointResult }
 
 /** SWARM_DISK_THREAD=0 runs every batch inline (for comparison) */
 const ENABLED = process.env.SWARM_DISK_THREAD !== '0'
@@ -24,7 +29,7 @@ class DiskThread {
   private worker: Worker | null = null
   private broken = !ENABLED
   private nextId = 1
-  private readonly waiting = new Map<number, { job: DiskJob, resolve: (r: OpResult[] | FolderResult) => void }>()
+  private readonly waiting = new Map<number, { job: DiskJob, resolve: (r: OpResult[] | FolderResult | CheckpointResult) => void }>()
 
   async run (job: { op: 'write', items: TempWrite[] } | { op: 'link', items: LinkNew[] }): Promise<OpResult[]> {
     if (this.broken || job.items.length < THREAD_MIN_ITEMS) return runInline({ ...job, id: 0 }) as OpResult[]
@@ -38,7 +43,17 @@ class DiskThread {
     return await this.post(job) as FolderResult
   }
 
-  private async post (job: Omit<DiskJob, 'id'>): Promise<OpResult[] | FolderResult> {
+  /**
+   * A WAL checkpoint of the index file in the thread (checkpoint.ts); false if there is no thread
+   * (the caller then checkpoints on its own connection). close: the thread's connection closes after.
+   */
+  async checkpoint (file: string, close = false): Promise<boolean> {
+    if (this.broken) return false
+    const r = await this.post({ op: 'checkpoint', file, close }) as CheckpointResult
+    return r.ok
+  }
+
+  private async post (job: JobBody): Promise<OpResult[] | FolderResult | CheckpointResult> {
     const w = this.start()
     if (w === null) return runInline({ ...job, id: 0 } as DiskJob)
     const id = this.nextId++
@@ -82,11 +97,16 @@ class DiskThread {
   }
 }
 
-export function runInline (job: DiskJob): OpResult[] | FolderResult {
+export function runInline (job: DiskJob): OpResult[] | FolderResult | CheckpointResult {
   switch (job.op) {
     case 'write': return writeTemps(job.items)
     case 'link': return linkNew(job.items)
     case 'folder': return scanFolderDisk(job.dir, job.known, job.inlineMax)
+    case 'checkpoint': {
+      const r = job.close ? { ok: true as const } : checkpointFile(job.file)
+      if (job.close) closeCheckpointer(job.file)
+      return r
+    }
   }
 }
 
