@@ -255,7 +255,7 @@ export class IndexDb {
       // Rows sent to peers may not have reached the disk before a crash or power cut (a batch's
       // transaction is open while it is applied; synchronous = NORMAL). Numbering starts past any
       // such row, so a peer whose cursor is already beyond MAX(seq) never skips a new change.
-      const max = (this.st.maxSeq.get(share) as { seq: number | null }).seq ?? 0
+      const max = this.storedMaxSeq(share)
       seq = max === 0 ? 0 : max + SEQ_RESTART_GAP
       this.seqs.set(share, seq)
     }
@@ -302,8 +302,7 @@ export class IndexDb {
 
   /** Saves a share's manifest state as of the entries written so far (call outside a transaction). */
   putManifest (share: string, clock: number, state: Buffer): void {
-    const seq = (this.st.maxSeq.get(share) as { seq: number | null }).seq ?? 0
-    this.st.putManifest.run(share, seq, clock, state)
+    this.st.putManifest.run(share, this.storedMaxSeq(share), clock, state)
   }
 
   /** MAX(seq) of the entries on disk (not the in-memory counter, which starts past it). */

@@ -38,8 +38,9 @@ const SETTLE_MS = 50
 /** A folder's disk half (readFolder) and the index stats it was compared with, by name. */
 export interface FolderRead { result: FolderResult, sent: Map<string, LocalStat> }
 
-function sameStat (a: LocalStat | null, b: LocalStat | undefined): boolean {
-  return a === null ? b === undefined : b !== undefined && a.size === b.size && a.mtimeMs === b.mtimeMs && a.ino === b.ino
+/** The row's local stat is still the one the disk thread compared with (both absent counts as the same). */
+function unchangedSince (now: LocalStat | null, sent: LocalStat | undefined): boolean {
+  return sent === undefined ? now === null : sameLocal(now, sent)
 }
 
 /** old: the row the change replaces, when the scanner already read it (null: none); undefined: look it up. */
@@ -106,11 +107,11 @@ export class LocalScanner {
    * which subfolders to visit and which indexed names are gone. A folder that cannot be listed
    * is logged and nothing below it is touched: an unreadable folder is not a deleted one.
    */
-  async scanFolder (relDir: string, subfolders: string[], gone: string[], batch: LocalChange[], read?: FolderRead): Promise<number> {
+  async scanFolder (relDir: string, subfolders: string[], gone: string[], batch: LocalChange[], read?: FolderRead): Promise<void> {
     const { result, sent } = read ?? await this.readFolder(relDir)
     if (!result.ok) {
       this.noteUnreadable(relDir, Object.assign(new Error(result.message), { code: result.code }))
-      return 0
+      return
     }
     this.host.watcher()?.add(relDir)
     const rows = new Map<string, LocalRow>()
@@ -124,14 +125,13 @@ export class LocalScanner {
       if (this.badName(rel)) continue
       if (item.t === 'dir') subfolders.push(rel)
       // The row may have moved on (a peer's file installed) since the thread compared with it: then look again here.
-      const fresh = row === undefined || row.deleted || row.dir || sameStat(row.local, sent.get(item.name))
+      const fresh = row === undefined || row.deleted || row.dir || unchangedSince(row.local, sent.get(item.name))
       if (fresh && row !== undefined && !row.deleted && (item.t === 'same' || (item.t === 'dir' && row.dir))) { this.unreadable.delete(rel); continue }
+      if (fresh && item.t === 'error' && item.code === 'ERR_FILE_CHANGED') { this.requeue(rel); continue }
       const old = row === undefined ? undefined : this.host.db.getEntry(this.host.id, rel)
       const change = fresh && item.t === 'file' && item.root !== undefined
         ? this.examineRead(rel, old, item.size, item.mtimeMs, item.ino, Buffer.from(item.root))
-        : fresh && item.t === 'error' && item.code === 'ERR_FILE_CHANGED'
-          ? (this.requeue(rel), null)
-          : await this.examine(rel, old)
+        : await this.examine(rel, old)
       if (change === null) continue
       batch.push({ ...change, old: old ?? null })
       if (old !== undefined && !old.deleted && old.type === 'dir' && change.entry.type !== 'dir') {
@@ -141,7 +141,6 @@ export class LocalScanner {
       if (batch.length >= SCAN_COMMIT_EVERY) flush()
     }
     for (const r of rows.values()) if (!r.deleted) gone.push(r.path)
-    return result.items.length
   }
 
   /** A small file the disk thread read and hashed: its new version, or null if the index already has this content. */
@@ -325,8 +324,6 @@ export class FullScan {
   private readonly gone: string[] = []
   private finished = false
   readonly startedAt = Date.now()
-  /** Names listed so far. */
-  seen = 0
 
   constructor (private readonly scanner: LocalScanner, private readonly host: ScanHost) {}
 
@@ -345,7 +342,7 @@ export class FullScan {
         const read = this.ahead.get(dir) ?? this.scanner.readFolder(dir)
         this.ahead.delete(dir)
         this.readAhead()
-        this.seen += await this.scanner.scanFolder(dir, this.todo, this.gone, batch, await read)
+        await this.scanner.scanFolder(dir, this.todo, this.gone, batch, await read)
         if (this.head > 4096) { this.todo.splice(0, this.head); this.head = 0 }
       } while (this.head < this.todo.length && batch.length < SCAN_COMMIT_EVERY && Date.now() < until)
       this.readAhead()
