@@ -13,6 +13,7 @@ import { IndexDb } from '../store/db.js'
 import { StateLock } from '../store/state-lock.js'
 import { Share } from '../sync/share.js'
 import type { Entry } from '../model/entry.js'
+import type { ShareMode } from '../model/share-mode.js'
 import { PeerSession, STREAM_CONTROL, STREAM_PIECES, STREAM_PIECES_DEFLATE, type SessionHost } from './session.js'
 import { deflateDuplex } from '../transport/deflate.js'
 import type { Connection, Listener, Transport } from '../transport/types.js'
@@ -47,6 +48,10 @@ export interface ShareSpec {
   id?: string
   /** Start even if the folder is empty while the index lists files there (emptied on purpose). */
   acceptEmpty?: boolean
+  /** send-receive (default), send-only or receive-only: see model/share-mode.ts. */
+  mode?: ShareMode
+  /** Extra ignore patterns (gitignore syntax) on top of the folder's .swarmignore; this node only. */
+  ignore?: string[]
 }
 
 export interface NodeOptions {
