@@ -27,6 +27,7 @@
 //   chunks         {name}                                                               ChunksResult
 //   local-chunks   {}                                                                   LocalChunk[]
 //   ping           {}                                                                   {pong: true, pid}
+//   status         {}                                                                   NodeStatus (node/status.ts)
 //
 // Unknown commands, unknown argument keys, wrong types, empty or over-long strings (> MAX_ARG_CHARS)
 // and relative paths are refused with ERR_BAD_ARGUMENT and a message naming the field.
@@ -35,6 +36,7 @@ import { SwarmError } from '../errors.js'
 import type {
   PutResult, GetResult, BcastResult, DiffuseResult, CatalogItem, NodeInfo, ChunksResult, LocalChunk, ProgressEvent
 } from '../jobs/types.js'
+import type { NodeStatus } from '../node/status.js'
 
 /** Longest request line the server reads (bytes, without the newline); longer closes the connection. */
 export const MAX_LINE_BYTES = 1024 * 1024
@@ -67,6 +69,7 @@ export interface ControlArgs {
   chunks: { name: string }
   'local-chunks': Record<string, never>
   ping: Record<string, never>
+  status: Record<string, never>
 }
 
 export interface ControlResults {
@@ -81,6 +84,7 @@ export interface ControlResults {
   chunks: ChunksResult
   'local-chunks': LocalChunk[]
   ping: { pong: true, pid: number }
+  status: NodeStatus
 }
 
 export type ControlCmd = keyof ControlArgs
@@ -113,7 +117,8 @@ const COMMANDS: { [C in ControlCmd]: Record<string, FieldSpec> } = {
   nodes: {},
   chunks: { name: S(true) },
   'local-chunks': {},
-  ping: {}
+  ping: {},
+  status: {}
 }
 
 export const CONTROL_COMMANDS = Object.keys(COMMANDS) as ControlCmd[]

@@ -6,6 +6,7 @@ import * as fs from 'node:fs'
 import { dirname, join } from 'node:path'
 import { SwarmError } from '../errors.js'
 import type { JobsApi, JobOptions, ProgressEvent } from '../jobs/types.js'
+import type { NodeStatus } from '../node/status.js'
 import {
   MAX_LINE_BYTES, ProtocolError, controlSocketPath, encodeReply, parseRequest,
   type ControlReply, type ControlRequest, type WireError
@@ -35,12 +36,15 @@ export interface ControlServer {
   close (): Promise<void>
 }
 
-export async function startControlServer (stateDir: string, api: JobsApi, log: ControlLog = () => {}): Promise<ControlServer> {
+/** The node's status for the `status` command; a server started without one answers ERR_INTERNAL. */
+export type StatusSource = () => NodeStatus
+
+export async function startControlServer (stateDir: string, api: JobsApi, log: ControlLog = () => {}, status?: StatusSource): Promise<ControlServer> {
   const path = controlSocketPath(stateDir)
   removeStale(path)
   const connections = new Set<Connection>()
   const server = net.createServer(sock => {
-    const c = new Connection(sock, api, log)
+    const c = new Connection(sock, api, log, status)
     connections.add(c)
     sock.once('close', () => connections.delete(c))
   })
@@ -149,7 +153,7 @@ function defined<T extends object> (o: T): T {
   return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as T
 }
 
-async function dispatch (api: JobsApi, req: ControlRequest, opts: JobOptions): Promise<unknown> {
+async function dispatch (api: JobsApi, req: ControlRequest, opts: JobOptions, status: StatusSource | undefined): Promise<unknown> {
   switch (req.cmd) {
     case 'put': return api.put(req.args.file, defined({ name: req.args.name, to: req.args.to, signal: opts.signal }))
     case 'mput': return api.mput(req.args.dir, defined({ prefix: req.args.prefix, to: req.args.to, signal: opts.signal }))
@@ -162,6 +166,9 @@ async function dispatch (api: JobsApi, req: ControlRequest, opts: JobOptions): P
     case 'chunks': return api.chunks(req.args.name)
     case 'local-chunks': return api.localChunks()
     case 'ping': return { pong: true, pid: process.pid }
+    case 'status':
+      if (status === undefined) throw new SwarmError('ERR_INTERNAL', 'this control server does not report status')
+      return status()
   }
 }
 
@@ -177,7 +184,7 @@ class Connection {
   // fatal: a line that is not UTF-8 is refused rather than silently turned into U+FFFD.
   private readonly decoder = new TextDecoder('utf-8', { fatal: true })
 
-  constructor (private readonly sock: net.Socket, private readonly api: JobsApi, private readonly log: ControlLog) {
+  constructor (private readonly sock: net.Socket, private readonly api: JobsApi, private readonly log: ControlLog, private readonly status: StatusSource | undefined) {
     sock.on('data', chunk => this.onData(chunk))
     // The client closing its side (even half-closing) is a disconnect: there is nobody to answer.
     sock.on('end', () => this.shut('the control client disconnected'))
@@ -260,7 +267,7 @@ class Connection {
       if (this.running.get(id) === ac) this.running.delete(id)
       this.send(reply)
     }
-    const job = dispatch(this.api, req, { signal: ac.signal, onProgress: e => progress.push(e) })
+    const job = dispatch(this.api, req, { signal: ac.signal, onProgress: e => progress.push(e) }, this.status)
     this.inFlight.add(job)
     job.finally(() => this.inFlight.delete(job)).catch(() => {})
     job.then(

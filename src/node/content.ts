@@ -51,7 +51,25 @@ export const BLOB_NO_PROGRESS_MS = 20_000
  */
 export interface FetchedEvent {
   share: string, path: string, root: string, pieces: number, bytes: number, perPeer: Record<string, number>,
-  reusedPieces: number, reusedBytes: number
+  reusedPieces: number, reusedBytes: number,
+  /** From the moment the download got its slot until its last piece was verified. */
+  ms: number
+}
+
+/** A download in progress, for status and progress lines. */
+export interface TransferInfo {
+  share: string, path: string, size: number,
+  /** Bytes verified so far (fetched, reused or kept from an earlier run). */
+  bytes: number,
+  /** Bytes verified since this run of the download started, and when it started (ms epoch). */
+  bytesThisRun: number, startedAt: number,
+  holders: number
+}
+
+/** What every download has done since the node started: the metrics' counters. */
+export interface ContentTotals {
+  piecesFetched: number, bytesFetched: number, piecesReused: number, bytesReused: number,
+  verifyFailures: number, downloadsDone: number, downloadsFailed: number
 }
 
 export interface ContentHost {
@@ -64,6 +82,8 @@ export interface ContentHost {
   readonly stopped: boolean
   sessions (): Iterable<PeerSession>
   onFetched (e: FetchedEvent): void
+  /** A download got its slot and begins (progress reporting starts polling). */
+  onStarted (): void
   log (level: 'info' | 'warn' | 'error', msg: string): void
 }
 
@@ -85,7 +105,10 @@ interface Scope {
   localPieces: () => LocalPieces
 }
 
-interface Slot { dl: Download | null, done: Promise<string>, scope: Scope, holders: Set<PeerSession>, waiters: number, bytesFetched: number }
+interface Slot {
+  dl: Download | null, done: Promise<string>, scope: Scope, holders: Set<PeerSession>, waiters: number, bytesFetched: number,
+  path: string, size: number, startedAt: number, verifiedAtStart: number
+}
 
 /** A pool of download slots: at most `max` downloads hold their state at once, the rest wait in order. */
 class SlotPool {
@@ -114,6 +137,7 @@ export class ContentExchange {
   private readonly blobSlots = new SlotPool(MAX_CONCURRENT_BLOB_FETCHES)
   /** Bytes of piece data uploaded, by hex root, for the roots someone watches (a bcast reports its source's upload). */
   private readonly uploaded = new Map<string, { bytes: number, watchers: number }>()
+  readonly totals: ContentTotals = { piecesFetched: 0, bytesFetched: 0, piecesReused: 0, bytesReused: 0, verifyFailures: 0, downloadsDone: 0, downloadsFailed: 0 }
 
   constructor (private readonly host: ContentHost) {}
 
@@ -193,6 +217,21 @@ export class ContentExchange {
     return { have: dl.verifiedCount, bitfield: bits === null ? Buffer.alloc(0) : Buffer.from(bits.buffer, bits.byteOffset, bits.byteLength), peers: slot!.holders.size }
   }
 
+  /** The downloads holding a slot now (those waiting for one are not listed). */
+  transfers (): TransferInfo[] {
+    const out: TransferInfo[] = []
+    for (const slot of this.downloads.values()) {
+      const dl = slot.dl
+      if (dl === null) continue
+      const bytes = Math.min(slot.size, dl.verifiedCount * PIECE_SIZE)
+      out.push({
+        share: slot.scope.share, path: slot.path, size: slot.size, bytes,
+        bytesThisRun: Math.max(0, bytes - slot.verifiedAtStart), startedAt: slot.startedAt, holders: slot.holders.size
+      })
+    }
+    return out
+  }
+
   /** Counts the piece bytes uploaded for `root` from now until stop(); only watched roots are counted. */
   watchUploads (root: Buffer): { bytes: () => number, stop: () => void } {
     const k = root.toString('hex')
@@ -218,7 +257,7 @@ export class ContentExchange {
     if (running !== undefined) { running.waiters++; return running }
     const partPath = scope.partPath
     const holders = new Set<PeerSession>()
-    const slot: Slot = { dl: null, done: Promise.resolve(''), scope, holders, waiters: 1, bytesFetched: 0 }
+    const slot: Slot = { dl: null, done: Promise.resolve(''), scope, holders, waiters: 1, bytesFetched: 0, path: entry.path, size: entry.size, startedAt: 0, verifiedAtStart: 0 }
     const pkey = scope.partialKey
     slot.done = (async () => {
       // The Download (bitfield, picker state sized by the claimed size) exists only once a slot is free.
@@ -231,7 +270,10 @@ export class ContentExchange {
         if (this.host.stopped) throw new SwarmError('ERR_CLOSED', 'node stopping')
         if (slot.waiters === 0) throw new SwarmError('ERR_ABORTED', `fetch of ${entry.path} no longer wanted`)
         const d = dl = slot.dl = this.newDownload(entry, partPath, pkey, scope)
+        slot.startedAt = Date.now()
+        slot.verifiedAtStart = Math.min(entry.size, d.verifiedCount * PIECE_SIZE)
         this.started.emit('started')
+        this.host.onStarted()
         const resumed = d.complete() || d.haveBitfield().some(b => b !== 0)
         const saveBitfield = () => { saveTimer = null; if (!this.host.stopped && !forget) this.host.db.putPartial(pkey, d.haveBitfield()) }
         let lastPiece = Date.now()
@@ -249,7 +291,8 @@ export class ContentExchange {
         slot.bytesFetched = d.stats.bytesFetched
         this.host.onFetched({
           share: scope.share, path: entry.path, root: entry.root.toString('hex'), pieces: d.stats.piecesFetched, bytes: d.stats.bytesFetched,
-          perPeer: Object.fromEntries(d.stats.perPeer), reusedPieces: d.stats.piecesReused, reusedBytes: d.stats.bytesReused
+          perPeer: Object.fromEntries(d.stats.perPeer), reusedPieces: d.stats.piecesReused, reusedBytes: d.stats.bytesReused,
+          ms: Date.now() - slot.startedAt
         })
         const layer = await d.pieceLayer()
         // Pieces kept from an earlier run were verified then, but the disk may not have kept them
@@ -269,6 +312,7 @@ export class ContentExchange {
         // Nothing verified yet: no record and no part file (a FETCH for content nobody has
         // leaves nothing behind).
         if (!forget && dl !== null && dl.verifiedCount === 0 && !this.host.stopped) { forget = true; fs.rmSync(partPath, { force: true }) }
+        if (dl !== null) this.count(dl, forget && dl.complete())
         if (forget) this.host.db.deletePartial(pkey)
         else if (dl !== null && !this.host.stopped) this.host.db.putPartial(pkey, dl.haveBitfield())
         this.downloads.delete(key)
@@ -277,6 +321,16 @@ export class ContentExchange {
     })()
     this.downloads.set(key, slot)
     return slot
+  }
+
+  private count (dl: Download, done: boolean): void {
+    const t = this.totals
+    t.piecesFetched += dl.stats.piecesFetched
+    t.bytesFetched += dl.stats.bytesFetched
+    t.piecesReused += dl.stats.piecesReused
+    t.bytesReused += dl.stats.bytesReused
+    t.verifyFailures += dl.stats.verifyFailures
+    if (done) t.downloadsDone++; else t.downloadsFailed++
   }
 
   /** A Download for `entry`, resuming from a part file only if it is there, whole-sized, with a matching record. */

@@ -34,6 +34,9 @@ import { Catalog, CATALOG_ID } from '../jobs/catalog.js'
 import { Jobs } from '../jobs/jobs.js'
 import type { JobMessage } from '../wire/control.js'
 import type { NodeInfo } from '../jobs/types.js'
+import { NodeActivity, type ProgressInfo, type SummaryInfo } from './activity.js'
+import { StatusBuilder, type NodeStatus } from './status.js'
+import { DEFAULT_SHARE_MODE } from '../model/share-mode.js'
 
 /** What replicates entries with peers: a share, or the jobs' catalog (it has no folder). */
 type Replica = Share | Catalog
@@ -67,6 +70,8 @@ export interface NodeOptions {
   peerExchange?: boolean
   /** Deflate the piece streams this node downloads over (zlib level 1); default false. See README for what it saves and costs. */
   compress?: boolean
+  /** How often `transfer-progress` reports a large download (default PROGRESS_INTERVAL_MS, activity.ts). */
+  progressIntervalMs?: number
 }
 
 export type NodeLogLevel = 'info' | 'warn' | 'error'
@@ -75,7 +80,7 @@ export interface NodeEvents {
   listening: [{ address: string, peerId: string }]
   'peer-connected': [{ peerId: string, address: string }]
   'peer-disconnected': [{ peerId: string, reason: string }]
-  'file-updated': [{ share: string, path: string, root: string, from: string }]
+  'file-updated': [{ share: string, path: string, root: string, size: number, from: string }]
   'file-deleted': [{ share: string, path: string, from: string }]
   conflict: [{ share: string, path: string, copy: string }]
   'in-sync': [{ share: string, root: string }]
@@ -88,6 +93,10 @@ export interface NodeEvents {
   /** A piece-exchange download finished: how many pieces and bytes came over the network (resumed pieces do not count). */
   /** A piece-exchange download finished: pieces/bytes fetched from peers, reusedPieces/reusedBytes copied from local files. */
   fetched: [FetchedEvent]
+  /** A download larger than PROGRESS_MIN_BYTES in flight, at most every PROGRESS_INTERVAL_MS (activity.ts). */
+  'transfer-progress': [ProgressInfo]
+  /** A burst of changes from one source is over: how many files, bytes and seconds (activity.ts). */
+  summary: [SummaryInfo]
   log: [{ level: NodeLogLevel, message: string }]
 }
 
@@ -115,6 +124,10 @@ export class SwarmNode extends EventEmitter<NodeEvents> implements SessionHost {
   /** The distribution jobs (put / get / bcast / ...): the library face of jobs/jobs.ts. */
   jobs!: Jobs
   private readonly dialer: Dialer
+  /** Counters and the recent past for status, metrics and progress lines (activity.ts). */
+  readonly activity: NodeActivity
+  private readonly statusBuilder: StatusBuilder
+  private readonly shareModes = new Map<string, ShareMode>()
 
   constructor (private readonly opts: NodeOptions) {
     super()
@@ -131,6 +144,7 @@ export class SwarmNode extends EventEmitter<NodeEvents> implements SessionHost {
       compress: opts.compress === true,
       sessions: () => this.sessions.values(),
       onFetched: (e) => this.emit('fetched', e),
+      onStarted: () => this.activity.downloadStarted(),
       log: (level, msg) => this.log(level, msg)
     })
     this.dialer = new Dialer({
@@ -142,6 +156,31 @@ export class SwarmNode extends EventEmitter<NodeEvents> implements SessionHost {
       openSession: conn => this.openSession(conn),
       log: (level, msg) => this.log(level, msg)
     })
+    this.activity = new NodeActivity({
+      get peerId () { return node.peerId },
+      on: (event: string, fn: (...args: any[]) => void) => this.on(event as keyof NodeEvents, fn as never),
+      transfers: () => this.content.transfers(),
+      emitProgress: p => this.emit('transfer-progress', p),
+      emitSummary: s => this.emit('summary', s)
+    }, opts.progressIntervalMs)
+    this.statusBuilder = new StatusBuilder({
+      get peerId () { return node.peerId },
+      get address () { return node.address },
+      stateDir: this.stateDir,
+      get db () { return node.db },
+      activity: this.activity,
+      totals: this.content.totals,
+      shares: () => this.shares.values(),
+      modeOf: share => this.shareModes.get(share.id) ?? DEFAULT_SHARE_MODE,
+      sessions: () => this.sessions.values(),
+      known: () => [...this.dialer.learned].map(([peerId, address]) => ({ peerId, address, lastError: null }))
+    })
+  }
+
+  /** A snapshot of this node, its peers, shares and transfers (status.ts): what `swarm status` prints. */
+  status (): NodeStatus {
+    if (this.db === undefined) throw new SwarmError('ERR_CLOSED', 'the node has not started')
+    return this.statusBuilder.build()
   }
 
   get peerId (): string { return this.identity.peerId }
@@ -193,7 +232,10 @@ export class SwarmNode extends EventEmitter<NodeEvents> implements SessionHost {
       throw err
     }
     this.emit('listening', { address: this.address, peerId: this.peerId })
-    for (const s of specs) await this.addShare(s.dir, s.id, { acceptEmpty: s.acceptEmpty })
+    for (const s of specs) {
+      await this.addShare(s.dir, s.id, { acceptEmpty: s.acceptEmpty })
+      this.shareModes.set(s.id, s.mode ?? DEFAULT_SHARE_MODE)
+    }
     for (const p of this.opts.peers ?? []) this.dialer.dialForever(p)
   }
 
@@ -236,6 +278,7 @@ export class SwarmNode extends EventEmitter<NodeEvents> implements SessionHost {
     if (this.stopped) return
     this.stopped = true
     this.jobs?.stop()
+    this.activity.stop()
     this.dialer.stop()
     for (const t of this.gcTimers.values()) clearTimeout(t)
     for (const s of this.shares.values()) s.stop()

@@ -120,6 +120,9 @@ const LOCAL_COLS = 'path, type, deleted, lsize, lmtime, lino'
  */
 export interface PendingEntry { entry: Entry, src: string, keepLocal: boolean, asIs: boolean, data?: Buffer | null }
 
+/** A count of index rows and the bytes of the files among them. */
+export interface ItemsBytes { items: number, bytes: number }
+
 export class IndexDb {
   readonly db: Database.Database
   private readonly st: ReturnType<IndexDb['prepare']>
@@ -206,6 +209,10 @@ export class IndexDb {
       doomedTombstones: d.prepare('SELECT version FROM entries WHERE share = @share AND deleted = 1 AND seq <= @upTo AND seq < (SELECT MAX(seq) FROM entries WHERE share = @share)'),
       dropTombstones: d.prepare('DELETE FROM entries WHERE share = @share AND deleted = 1 AND seq <= @upTo AND seq < (SELECT MAX(seq) FROM entries WHERE share = @share)'),
       countTombstones: d.prepare('SELECT COUNT(*) AS n FROM entries WHERE share = ? AND deleted = 1'),
+      liveTotals: d.prepare('SELECT COUNT(*) AS items, COALESCE(SUM(size), 0) AS bytes FROM entries WHERE share = ? AND deleted = 0 AND type = 0'),
+      pendingBySource: d.prepare('SELECT src, COUNT(*) AS items, COALESCE(SUM(size), 0) AS bytes FROM pending WHERE share = ? GROUP BY src'),
+      getAck: d.prepare('SELECT seq FROM acks WHERE peer = ? AND share = ?'),
+      unacked: d.prepare('SELECT COUNT(*) AS items, COALESCE(SUM(CASE WHEN deleted = 0 AND type = 0 THEN size ELSE 0 END), 0) AS bytes FROM entries WHERE share = ? AND seq > ? AND src != ?'),
       getLayer: d.prepare('SELECT layer FROM layers WHERE root = ?'),
       putLayer: d.prepare('INSERT OR IGNORE INTO layers (root, layer) VALUES (?, ?)'),
       putPiece: d.prepare('INSERT OR IGNORE INTO layer_pieces (hash, root, idx) VALUES (?, ?, ?)'),
@@ -397,6 +404,22 @@ export class IndexDb {
   /** The highest version counter of this share's collected tombstones (0 if none). */
   getClock (share: string): number {
     return (this.st.getClock.get(share) as { clock: number } | undefined)?.clock ?? 0
+  }
+
+  /** Live files of a share and their bytes: one pass over the share's rows (status caches it). */
+  liveTotals (share: string): ItemsBytes { return this.st.liveTotals.get(share) as ItemsBytes }
+
+  /** What this node still has to fetch for a share, by the peer each version came from. */
+  pendingBySource (share: string): Array<ItemsBytes & { src: string }> { return this.st.pendingBySource.all(share) as Array<ItemsBytes & { src: string }> }
+
+  /**
+   * Our entries a peer has not acknowledged yet (not counting those it sent us): what it still has
+   * to apply. Null if it never acknowledged any and `known` is set (a peer that may not share it).
+   */
+  unackedBy (peer: string, share: string, known = false): ItemsBytes | null {
+    const ack = (this.st.getAck.get(peer, share) as { seq: number } | undefined)?.seq
+    if (ack === undefined && known) return null
+    return this.st.unacked.get(share, ack ?? 0, peer) as ItemsBytes
   }
 
   tombstoneCount (share: string): number { return (this.st.countTombstones.get(share) as { n: number }).n }

@@ -45,7 +45,7 @@ export interface ShareEvents {
   changed: []                                                   // new rows with higher seq exist
   paused: [reason: string]                                      // the folder is not what the index describes: nothing is read, written or sent
   resumed: []
-  'file-updated': [{ share: string, path: string, root: string, from: string }]
+  'file-updated': [{ share: string, path: string, root: string, size: number, from: string }]
   'file-deleted': [{ share: string, path: string, from: string }]
   conflict: [{ share: string, path: string, copy: string }]
   'scan-done': [{ share: string, files: number, ms: number }]   // the startup sweep is complete (files: live entries indexed)
@@ -232,7 +232,7 @@ export class Share extends EventEmitter<ShareEvents> {
     })
     for (const c of changes) {
       if (c.entry.deleted) this.emit('file-deleted', { share: this.id, path: c.entry.path, from: this.host.peerId })
-      else if (c.entry.type === 'file') this.emit('file-updated', { share: this.id, path: c.entry.path, root: c.entry.root.toString('hex'), from: this.host.peerId })
+      else if (c.entry.type === 'file') this.emit('file-updated', { share: this.id, path: c.entry.path, root: c.entry.root.toString('hex'), size: c.entry.size, from: this.host.peerId })
     }
     this.emit('changed')
   }
@@ -480,7 +480,7 @@ export class Share extends EventEmitter<ShareEvents> {
     this.putAndTrack(entry, local, from)
     if (this.selfWritten.size > 100_000) this.selfWritten.clear()
     this.selfWritten.set(entry.path, local)
-    this.emit('file-updated', { share: this.id, path: entry.path, root: entry.root.toString('hex'), from })
+    this.emit('file-updated', { share: this.id, path: entry.path, root: entry.root.toString('hex'), size: entry.size, from })
   }
 
   // ---- retries ----------------------------------------------------------------------------

@@ -1,0 +1,201 @@
+// Owns the answer to "what is this node doing?": one plain JSON-able snapshot (NodeStatus) of the
+// node, its peers, its shares (how far behind, in sync with whom), the transfers in flight and
+// the recent past (activity.ts). `swarm status`, the metrics and the status page all read it.
+//
+// Cost: everything comes from memory except three index queries per share. The live-file totals
+// are one pass over a share's rows (~0.1 s per million files): they are reused while the share's
+// root is unchanged (same root, same entries), and on a big share that keeps changing, for up to
+// TOTALS_TTL_MS. The pending and not-yet-acknowledged counts use the (share, seq) index and the
+// small pending table.
+import type { IndexDb, ItemsBytes } from '../store/db.js'
+import type { Share } from '../sync/share.js'
+import type { ShareMode } from '../model/share-mode.js'
+import type { NodeActivity, ProgressInfo, FinishedTransfer, LogRecord } from './activity.js'
+import type { ContentTotals } from './content.js'
+import type { PeerSession } from './session.js'
+import { readFileSync } from 'node:fs'
+
+/** How long a big, changing share's live-file totals are reused before they are counted again. */
+export const TOTALS_TTL_MS = 10_000
+/** Shares with more files than this count as big for TOTALS_TTL_MS. */
+export const TOTALS_BIG_SHARE = 100_000
+
+export interface PeerStatus {
+  peerId: string | null
+  /** Where it listens (or the address its connection came from). */
+  address: string
+  connected: boolean
+  /** Since when it has been connected, or (when not) since when it has been away; null if never seen. */
+  since: number | null
+  bytesSent: number
+  bytesReceived: number
+  /** Round-trip time if the transport measures it. */
+  rttMs: number | null
+  /** The shares this peer has in common with us. */
+  shares: string[]
+  lastError: string | null
+}
+
+export interface PeerBacklog extends ItemsBytes { peerId: string }
+
+export interface ShareStatus {
+  id: string
+  dir: string
+  mode: ShareMode
+  /** Why it is paused (its folder is not what its index describes), or null while it runs. */
+  paused: string | null
+  /** The startup sweep of its folder is still running. */
+  scanning: boolean
+  files: number
+  bytes: number
+  root: string
+  /** Connected peers sharing it whose announced root equals ours (and is settled). */
+  inSyncWith: string[]
+  /** Connected peers sharing it. */
+  peers: string[]
+  /** What this node still has to fetch, by the peer the new version came from. */
+  toFetch: PeerBacklog[]
+  /** Per peer (connected, or gone since it last acknowledged): our entries it has not applied yet. */
+  toSend: PeerBacklog[]
+  updated: number
+  deleted: number
+  conflicts: number
+}
+
+export interface NodeStatus {
+  peerId: string
+  address: string
+  version: string
+  pid: number
+  stateDir: string
+  startedAt: number
+  /** When this snapshot was taken (ms epoch). */
+  time: number
+  peers: PeerStatus[]
+  shares: ShareStatus[]
+  transfers: ProgressInfo[]
+  finished: FinishedTransfer[]
+  errors: LogRecord[]
+  totals: ContentTotals
+}
+
+/** What status needs from the node (node.ts builds it; kept narrow so this file reads no private state by accident). */
+export interface StatusView {
+  readonly peerId: string
+  readonly address: string
+  readonly stateDir: string
+  readonly db: IndexDb
+  readonly activity: NodeActivity
+  readonly totals: ContentTotals
+  shares (): Iterable<Share>
+  modeOf (share: Share): ShareMode
+  sessions (): Iterable<PeerSession>
+  /** Peers known (learned by exchange or configured) but not connected: peer id (if known) and address. */
+  known (): Array<{ peerId: string | null, address: string, lastError: string | null }>
+}
+
+let version: string | null = null
+/** This package's version (package.json two floors above dist/src/node). */
+export function packageVersion (): string {
+  if (version !== null) return version
+  try {
+    version = (JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version?: string }).version ?? 'unknown'
+  } catch { version = 'unknown' }
+  return version
+}
+
+export class StatusBuilder {
+  private readonly totalsCache = new Map<string, { at: number, root: string, value: ItemsBytes }>()
+
+  constructor (private readonly view: StatusView) {}
+
+  build (): NodeStatus {
+    const v = this.view
+    const now = Date.now()
+    const ready = [...v.sessions()].filter(s => s.ready)
+    return {
+      peerId: v.peerId,
+      address: v.address,
+      version: packageVersion(),
+      pid: process.pid,
+      stateDir: v.stateDir,
+      startedAt: v.activity.startedAt,
+      time: now,
+      peers: this.peers(ready),
+      shares: [...v.shares()].map(s => this.share(s, ready, now)),
+      transfers: v.activity.progress(now),
+      finished: [...v.activity.finished],
+      errors: [...v.activity.errors],
+      totals: { ...v.totals }
+    }
+  }
+
+  private peers (ready: PeerSession[]): PeerStatus[] {
+    const v = this.view
+    const out: PeerStatus[] = ready.map(s => ({
+      peerId: s.peerId,
+      address: s.listenAddress === null ? s.conn.remoteAddress : `${s.listenAddress.ip}:${s.listenAddress.port}`,
+      connected: true,
+      since: v.activity.connectedSince.get(s.peerId) ?? null,
+      bytesSent: s.conn.bytes.sent,
+      bytesReceived: s.conn.bytes.received,
+      rttMs: null,
+      shares: [...s.remoteShares.keys()].filter(id => [...v.shares()].some(sh => sh.id === id)),
+      lastError: null
+    }))
+    const away = [...v.activity.departed].map(([peerId, d]) => ({ peerId, address: d.address, lastError: d.reason, since: d.at as number | null }))
+    const learned = v.known().map(k => ({ ...k, since: null as number | null }))
+    for (const k of [...away, ...learned]) {
+      if (out.some(p => (k.peerId !== null && p.peerId === k.peerId) || p.address === k.address)) continue
+      out.push({
+        peerId: k.peerId, address: k.address, connected: false,
+        since: k.since,
+        bytesSent: 0, bytesReceived: 0, rttMs: null, shares: [], lastError: k.lastError
+      })
+    }
+    return out
+  }
+
+  private share (s: Share, ready: PeerSession[], now: number): ShareStatus {
+    const v = this.view
+    const root = s.root()
+    const with_ = ready.filter(p => p.remoteShares.has(s.id))
+    const inSync = s.pendingCount() === 0 && !s.isScanning && !s.paused
+    const counters = v.activity.counters.get(s.id) ?? { updated: 0, deleted: 0, conflicts: 0 }
+    const totals = this.totals(s.id, root.toString('hex'), now)
+    return {
+      id: s.id,
+      dir: s.dir,
+      mode: v.modeOf(s),
+      paused: s.pausedReason,
+      scanning: s.isScanning,
+      files: totals.items,
+      bytes: totals.bytes,
+      root: root.toString('hex'),
+      inSyncWith: inSync ? with_.filter(p => { const r = p.roots.get(s.id); return r !== undefined && r.settled && r.root.equals(root) }).map(p => p.peerId) : [],
+      peers: with_.map(p => p.peerId),
+      toFetch: s.pendingCount() === 0 ? [] : v.db.pendingBySource(s.id).map(r => ({ peerId: r.src, items: r.items, bytes: r.bytes })),
+      toSend: this.toSend(s.id, with_),
+      ...counters
+    }
+  }
+
+  /** Connected peers sharing it, and peers that went away after acknowledging some of it. */
+  private toSend (share: string, connected: PeerSession[]): PeerBacklog[] {
+    const out: PeerBacklog[] = []
+    for (const p of connected) out.push({ peerId: p.peerId, ...this.view.db.unackedBy(p.peerId, share)! })
+    for (const peerId of this.view.activity.departed.keys()) {
+      const b = this.view.db.unackedBy(peerId, share, true)
+      if (b !== null) out.push({ peerId, ...b })
+    }
+    return out.filter(b => b.items > 0)
+  }
+
+  private totals (share: string, root: string, now: number): ItemsBytes {
+    const c = this.totalsCache.get(share)
+    if (c !== undefined && (c.root === root || (c.value.items > TOTALS_BIG_SHARE && now - c.at < TOTALS_TTL_MS))) return c.value
+    const value = { ...this.view.db.liveTotals(share) }
+    this.totalsCache.set(share, { at: now, root, value })
+    return value
+  }
+}
