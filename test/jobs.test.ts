@@ -110,7 +110,9 @@ test('get: an interrupted get keeps its verified pieces and the next one resumes
     await assert.rejects(first, (err: unknown) => isSwarmError(err, 'ERR_ABORTED'))
     assert.equal(existsSync(dest), false, 'nothing at the destination after an interruption')
     await waitFor('partial saved', () => b.node.jobs.localChunks().some(l => l.have > 0 && l.have < l.pieces))
+    const logs = collect(b, 'log')
     const r = await b.node.jobs.get('big.bin', dest)
+    assert.ok(logs.some(l => /^resuming big\.bin: \d+ of 400 pieces verified in an earlier run$/.test(l.message)), 'the resume is reported, not silent')
     assert.ok(readFileSync(dest).equals(data))
     assert.ok(r.bytesFetched < data.length, `resumed: fetched ${r.bytesFetched} of ${data.length}`)
     // Published on a node that then leaves: nobody online holds it.

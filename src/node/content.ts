@@ -275,6 +275,8 @@ export class ContentExchange {
         this.started.emit('started')
         this.host.onStarted()
         const resumed = d.complete() || d.haveBitfield().some(b => b !== 0)
+        // An interrupted download picks up where it stopped: say so, or it looks like a slow start.
+        if (resumed) this.host.log('info', `resuming ${entry.path}: ${d.verifiedCount} of ${d.numPieces} pieces verified in an earlier run`)
         const saveBitfield = () => { saveTimer = null; if (!this.host.stopped && !forget) this.host.db.putPartial(pkey, d.haveBitfield()) }
         let lastPiece = Date.now()
         d.on('verified', () => { lastPiece = Date.now(); if (saveTimer === null) saveTimer = setTimeout(saveBitfield, PARTIAL_SAVE_MS) })
