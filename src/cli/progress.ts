@@ -119,7 +119,9 @@ export class ProgressView {
     const f = e.size === 0 ? 1 : e.bytes / e.size
     const secs = (Date.now() - this.started) / 1000
     const rate = secs > 0 ? e.bytes / secs : 0
-    return `${show(e.name)} ${bar(f)} ${pct(f)} ${fmtBytes(e.bytes)}/${fmtBytes(e.size)} ${fmtBytes(rate)}/s`
+    const eta = rate > 0 && e.bytes < e.size ? ` ETA ${Math.ceil((e.size - e.bytes) / rate)} s` : ''
+    const holders = e.holders === undefined ? '' : ` from ${e.holders} node${e.holders === 1 ? '' : 's'}`
+    return `${show(e.name)} ${bar(f)} ${pct(f)} ${fmtBytes(e.bytes)}/${fmtBytes(e.size)} ${fmtBytes(rate)}/s${eta}${holders}`
   }
 
   private nodeLines (e: ProgressEvent): string[] {

@@ -227,6 +227,7 @@ export function parseReply (line: string): ControlReply {
     const p = msg.progress
     if (!isRecord(p) || typeof p.name !== 'string' || typeof p.bytes !== 'number' || typeof p.size !== 'number') throw new Error('reply progress must be {name, bytes, size}')
     if (p.nodes !== undefined && !Array.isArray(p.nodes)) throw new Error('reply progress nodes must be an array')
+    if (p.holders !== undefined && typeof p.holders !== 'number') throw new Error('reply progress holders must be a number')
     return { id, progress: p as unknown as ProgressEvent }
   }
   if ('result' in msg) return { id, result: msg.result }

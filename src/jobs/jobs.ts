@@ -209,7 +209,7 @@ export class Jobs implements JobsApi {
       const b = this.host.blobBits(root, size, false)
       if (b === undefined) return
       if (b.have !== lastHave) { lastHave = b.have; lastMove = Date.now() }
-      opts.onProgress?.({ name: e.path, bytes: Math.min(size, b.have * PIECE_SIZE), size })
+      opts.onProgress?.({ name: e.path, bytes: Math.min(size, b.have * PIECE_SIZE), size, holders: b.peers })
       if (Date.now() - lastMove > GET_STALL_MS) {
         failed = new SwarmError('ERR_NO_HOLDER', `no connected node has the remaining ${total - b.have} of ${total} pieces of ${e.path}; the verified pieces are kept: run get again to resume`)
         f.release()

@@ -26,6 +26,8 @@ export interface ProgressEvent {
   size: number
   /** bcast: every node's state. */
   nodes?: NodeProgress[]
+  /** get: how many connected nodes the pieces are coming from. */
+  holders?: number
 }
 
 export interface JobOptions {
