@@ -12,6 +12,7 @@ import type { Duplex } from 'node:stream'
 import { IndexDb } from '../store/db.js'
 import { StateLock } from '../store/state-lock.js'
 import { Share } from '../sync/share.js'
+import { checkShareRules } from '../sync/rules.js'
 import type { Entry } from '../model/entry.js'
 import type { ShareMode } from '../model/share-mode.js'
 import { PeerSession, STREAM_CONTROL, STREAM_PIECES, STREAM_PIECES_DEFLATE, type SessionHost } from './session.js'
@@ -193,7 +194,7 @@ export class SwarmNode extends EventEmitter<NodeEvents> implements SessionHost {
       throw err
     }
     this.emit('listening', { address: this.address, peerId: this.peerId })
-    for (const s of specs) await this.addShare(s.dir, s.id, { acceptEmpty: s.acceptEmpty })
+    for (const s of specs) await this.addShare(s.dir, s.id, { acceptEmpty: s.acceptEmpty, mode: s.mode, ignore: s.ignore })
     for (const p of this.opts.peers ?? []) this.dialer.dialForever(p)
   }
 
@@ -249,10 +250,11 @@ export class SwarmNode extends EventEmitter<NodeEvents> implements SessionHost {
 
   // ---- shares -------------------------------------------------------------------------------
 
-  async addShare (dir: string, id?: string, opts: { acceptEmpty?: boolean } = {}): Promise<Share> {
+  async addShare (dir: string, id?: string, opts: Pick<ShareSpec, 'acceptEmpty' | 'mode' | 'ignore'> = {}): Promise<Share> {
     const abs = checkFolder(dir)
     const shareId = checkShareId(id ?? basename(abs))
     if (this.shares.has(shareId)) throw new SwarmError('ERR_BAD_ARGUMENT', `share '${shareId}' already exists`)
+    checkShareRules(shareId, opts)
     const share = new Share({ db: this.db, shortId: this.shortId, peerId: this.peerId, fetch: (s, e, from) => this.fetch(s, e, from), log: (l, m) => this.log(l, m) }, this.db.openShare(shareId, abs), opts)
     share.on('changed', () => this.onShareChanged(share))
     share.on('paused', reason => {
@@ -267,6 +269,11 @@ export class SwarmNode extends EventEmitter<NodeEvents> implements SessionHost {
     share.on('file-deleted', e => this.emit('file-deleted', e))
     share.on('conflict', e => this.emit('conflict', e))
     share.on('scan-done', e => this.emit('scan-done', e))
+    share.on('resync', () => {
+      // Its rules now let through entries it skipped: every peer's entries are taken again from the start.
+      this.db.resetCursors(share.id)
+      for (const s of this.sessions.values()) { const info = s.remoteShares.get(share.id); if (info !== undefined) s.subscribe(share.id, info.indexId, 0) }
+    })
     this.shares.set(shareId, share)
     await share.start()
     for (const s of this.sessions.values()) s.sendShares()
