@@ -105,5 +105,11 @@ test("receive-only: the peer's files come in, local files and edits never leave,
     await waitFor('later2.txt reached b', () => fileIs(join(b.dir, 'later2.txt'), 'later'))
     await sleep(SETTLE_MS)
     assert.deepEqual(readdirSync(a.dir).filter(n => n !== '.swarm').sort(), ['doc.txt', 'later.txt', 'later2.txt'])
+
+    // Back to send-receive: what b kept back goes out.
+    await b.node.stop()
+    await restartWithRules(b, [a.node.address], {})
+    await waitFor('kept-back files reach a', () => fileIs(join(a.dir, 'local.txt'), 'only on b') && fileIs(join(a.dir, 'local2.txt'), 'only on b') &&
+      fileIs(join(a.dir, 'had-before.txt'), 'b0') && fileIs(join(a.dir, copies[0]!), 'edited on b'))
   } finally { await c.stop() }
 })

@@ -21,7 +21,9 @@
 // When a peer's change meets a local edit (concurrent versions), the peer's version always wins
 // the path and the local edit is kept beside it as a conflict copy that also stays on this node
 // (Syncthing's "local additions", kept rather than reverted: nothing the user wrote is lost).
-// A peer's deletion of a path edited locally leaves the local edit in place.
+// A peer's deletion of a path edited locally leaves the local edit in place. Leaving
+// receive-only (a restart with another mode) sends what was withheld: its rows get new sequence
+// numbers, so peers whose cursors passed them see them.
 import { SwarmError } from '../errors.js'
 import type { Entry } from '../model/entry.js'
 import { sameContent } from '../model/entry.js'
@@ -33,6 +35,13 @@ import type { Decision } from './merge.js'
 
 /** In .swarm: the mode and ignore patterns the share last ran with, to see at start what changed meanwhile. */
 const RULES_STATE_FILE = 'rules.json'
+
+/**
+ * What changed since the rules last recorded: `resync`, what was skipped may apply now (sweep
+ * again, take peers' entries again from the start); `republish`, the share left receive-only
+ * (send what it withheld).
+ */
+export interface RulesChange { resync: boolean, republish: boolean }
 
 export class ShareRules {
   readonly mode: ShareMode
@@ -50,12 +59,8 @@ export class ShareRules {
 
   get patterns (): readonly string[] { return this.ignoreRules.patterns }
 
-  /**
-   * (Re)reads .swarmignore and records the rules in .swarm. Returns true when what was skipped
-   * under the rules recorded before may apply now (the caller sweeps the folder again and takes
-   * peers' entries again from the start).
-   */
-  load (): boolean {
+  /** (Re)reads .swarmignore and records the rules in .swarm; says what the caller must redo (see RulesChange). */
+  load (): RulesChange {
     let text = ''
     try {
       text = this.disk.readSmallText(IGNORE_FILE, MAX_IGNORE_FILE_BYTES) ?? ''
@@ -65,10 +70,14 @@ export class ShareRules {
     this.ignoreRules = new IgnoreRules(text, this.extra)
     const before = this.recorded()
     const now = { mode: this.mode, patterns: this.ignoreRules.patterns }
-    if (before !== null && before.mode === now.mode && sameList(before.patterns, now.patterns)) return false
+    const none = { resync: false, republish: false }
+    if (before !== null && before.mode === now.mode && sameList(before.patterns, now.patterns)) return none
     this.disk.writeMeta(RULES_STATE_FILE, JSON.stringify(now) + '\n')
-    if (before === null) return false
-    return this.ignoreRules.mayUnignore(before.patterns) || (before.mode === 'send-only' && this.mode !== 'send-only')
+    if (before === null) return none
+    return {
+      resync: this.ignoreRules.mayUnignore(before.patterns) || (before.mode === 'send-only' && this.mode !== 'send-only'),
+      republish: before.mode === 'receive-only' && this.mode !== 'receive-only'
+    }
   }
 
   /** The rules recorded last, or null (none yet, or unreadable: then nothing is assumed to have changed). */

@@ -177,12 +177,13 @@ export class Share extends EventEmitter<ShareEvents> {
    * was skipped, the folder is swept again (when running) and peers resend from the start.
    */
   private loadRules (running: boolean): void {
-    const widened = this.rules.load()
+    const { resync, republish } = this.rules.load()
+    if (republish) this.republishOwn()
     for (const rel of [...this.pendingSet]) {
       // A wanted version of a path now ignored, or any in a send-only share, is not applied after all.
       if (this.rules.mode === 'send-only' || this.rules.ignores(rel, this.db.getPending(this.id, rel)?.entry.type === 'dir')) this.clearPending(rel)
     }
-    if (!widened) return
+    if (!resync) return
     if (running) this.local.rescan('info', `${IGNORE_FILE} changed`)
     setImmediate(() => { if (!this.stopped) this.emit('resync') })   // after the batch in progress has moved its cursor
   }
@@ -265,6 +266,13 @@ export class Share extends EventEmitter<ShareEvents> {
     const run = this.localQueue.then(async () => { if (!this.stopped && !this.paused) await fn() })
     this.localQueue = run.catch((err) => this.host.log('error', `share ${this.id}: ${(err as Error).message}`))
     return this.localQueue
+  }
+
+  /** The share left receive-only: its own versions, withheld until now, get new sequence numbers so peers see them. */
+  private republishOwn (): void {
+    const own = [...this.db.iterateEntries(this.id)].filter(e => e.by === this.host.shortId)
+    this.db.transaction(() => { for (const e of own) this.index.put(e, e.local, '', e) })
+    if (own.length > 0) this.host.log('info', `share ${this.id} is no longer receive-only: sending ${own.length} local change(s) it kept back`)
   }
 
   /** Writes local changes to the index in one transaction and tells peers. */
