@@ -4,8 +4,10 @@
 // become ignored; a restart keeps it all, and dropping a node's pattern brings skipped files in.
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { writeFileSync, mkdirSync, rmSync, existsSync, appendFileSync } from 'node:fs'
+import { writeFileSync, mkdirSync, rmSync, existsSync, appendFileSync, mkdtempSync, statSync } from 'node:fs'
+import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { scanFolderDisk } from '../src/store/folder-scan.js'
 import { Cluster, waitFor, fileIs, entryOf } from './helpers.js'
 import { addWithRules, restartWithRules, notApplied } from './rules-helpers.js'
 import { IgnoreRules, IGNORE_FILE } from '../src/model/ignore.js'
@@ -16,7 +18,7 @@ import { isSwarmError } from '../src/errors.js'
 const SETTLE_MS = 700
 
 test('IgnoreRules: defaults, gitignore semantics, .swarmignore itself, and which edits may unignore', () => {
-  const r = new IgnoreRules('*.log\nbuild/\n# a comment\n!keep.log\n', ['private'])
+  const r = IgnoreRules.of('*.log\nbuild/\n# a comment\n!keep.log\n', ['private'])
   for (const p of ['.foo.swp', 'a/b.swp', 'x.swx', 'notes~', '.#lock', '#auto#', '.DS_Store', 'd/Thumbs.db', 'desktop.ini', '.Trashes', '.fseventsd', '.Spotlight-V100']) {
     assert.equal(r.ignores(p, false), true, p)
   }
@@ -28,13 +30,29 @@ test('IgnoreRules: defaults, gitignore semantics, .swarmignore itself, and which
   assert.equal(r.ignores('build/deep/file.c', false), true, 'below an ignored folder')
   assert.equal(r.answer('build'), 'if-dir')
   assert.equal(r.ignores('private/s.txt', false), true, "this node's own patterns")
-  assert.equal(new IgnoreRules('*\n').ignores(IGNORE_FILE, false), false, 'the .swarmignore file always replicates')
+  assert.equal(IgnoreRules.of('*\n').ignores(IGNORE_FILE, false), false, 'the .swarmignore file always replicates')
   // Adding plain patterns only ignores more; removing one or adding a '!' may bring paths back.
-  assert.equal(new IgnoreRules('*.log\nbuild/\n*.tmp\n# a comment\n!keep.log\n', ['private']).mayUnignore(r.patterns), false)
-  assert.equal(new IgnoreRules('*.log\n!keep.log\n', ['private']).mayUnignore(r.patterns), true)
-  assert.equal(new IgnoreRules('*.log\nbuild/\n!keep.log\n!x.log\n', ['private']).mayUnignore(r.patterns), true)
+  assert.equal(IgnoreRules.of('*.log\nbuild/\n*.tmp\n# a comment\n!keep.log\n', ['private']).mayUnignore(r.patterns), false)
+  assert.equal(IgnoreRules.of('*.log\n!keep.log\n', ['private']).mayUnignore(r.patterns), true)
+  assert.equal(IgnoreRules.of('*.log\nbuild/\n!keep.log\n!x.log\n', ['private']).mayUnignore(r.patterns), true)
   // Many lookups: the matcher is rebuilt underneath, answers stay the same.
   for (let i = 0; i < 120_000; i++) assert.equal(r.ignores(`d${i % 50}/f${i}.log`, false), true)
+})
+
+test('the disk half of a folder scan leaves ignored names out unread, except files the index already holds unchanged', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'swarm-ignore-'))
+  try {
+    writeFileSync(join(dir, 'keep.txt'), 'k')
+    writeFileSync(join(dir, 'new.log'), 'unread')
+    writeFileSync(join(dir, 'indexed.log'), 'indexed before it became ignored')
+    mkdirSync(join(dir, 'build'))
+    mkdirSync(join(dir, 'src'))
+    const st = statSync(join(dir, 'indexed.log'))
+    const ignore = { patterns: IgnoreRules.of('*.log\nbuild/\n').patterns, relDir: 'sub' }
+    const r = scanFolderDisk(dir, [['indexed.log', st.size, st.mtimeMs, st.ino]], 1024, ignore)
+    assert.ok(r.ok)
+    assert.deepEqual(r.items.map(i => `${i.name}:${i.t}`).sort(), ['indexed.log:same', 'keep.txt:file', 'src:dir'])
+  } finally { rmSync(dir, { recursive: true, force: true }) }
 })
 
 test('bad rules are refused with ERR_BAD_ARGUMENT', () => {

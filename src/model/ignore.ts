@@ -42,10 +42,15 @@ export class IgnoreRules {
   private matcher: Ignore
   private lookups = 0
 
-  /** `fileText`: the share's .swarmignore ('' when there is none); `extra`: this node's own patterns. */
-  constructor (fileText: string, extra: readonly string[] = []) {
-    this.patterns = [...DEFAULT_IGNORES, ...patternLines(fileText), ...extra.flatMap(patternLines)]
+  /** The full list of patterns in effect (see of() for building it from a share's file). */
+  constructor (patterns: readonly string[]) {
+    this.patterns = patterns
     this.matcher = ignore().add(this.patterns as string[])
+  }
+
+  /** `fileText`: the share's .swarmignore ('' when there is none); `extra`: this node's own patterns. */
+  static of (fileText: string, extra: readonly string[] = []): IgnoreRules {
+    return new IgnoreRules([...DEFAULT_IGNORES, ...patternLines(fileText), ...extra.flatMap(patternLines)])
   }
 
   /** Whether `rel` (share-relative, '/'-separated, not '') is ignored; `isDir` says it is a folder. */

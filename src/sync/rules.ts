@@ -54,7 +54,7 @@ export class ShareRules {
     checkShareRules(shareId, { mode, ignore: extra })
     this.mode = (mode as ShareMode | undefined) ?? DEFAULT_SHARE_MODE
     this.extra = (extra as string[] | undefined) ?? []
-    this.ignoreRules = new IgnoreRules('', this.extra)
+    this.ignoreRules = IgnoreRules.of('', this.extra)
   }
 
   get patterns (): readonly string[] { return this.ignoreRules.patterns }
@@ -67,7 +67,7 @@ export class ShareRules {
     } catch (err) {
       this.log('warn', `share ${this.shareId}: not using ${IGNORE_FILE}: ${(err as Error).message}`)
     }
-    this.ignoreRules = new IgnoreRules(text, this.extra)
+    this.ignoreRules = IgnoreRules.of(text, this.extra)
     const before = this.recorded()
     const now = { mode: this.mode, patterns: this.ignoreRules.patterns }
     const none = { resync: false, republish: false }

@@ -57,6 +57,8 @@ export interface ScanHost {
   readonly shortId: string
   /** The highest version counter this node has seen in the share (bumpVersion's floor). */
   clock (): number
+  /** The ignore patterns in effect (the disk half of a folder scan leaves ignored names out unread). */
+  ignorePatterns (): readonly string[]
   /** Whether the share's rules ignore `rel`, a folder when `isDir`. */
   ignores (rel: string, isDir: boolean): boolean
   /** The same for a path whose type is not known: a folder-only pattern asks the disk or the index. */
@@ -106,7 +108,8 @@ export class LocalScanner {
       sent.set(name, r.local)
       known.push([name, r.local.size, r.local.mtimeMs, r.local.ino])
     }
-    return diskThread.scanFolder(this.host.disk.abs(relDir), known, INLINE_MAX).then(result => ({ result, sent }))
+    const ignore = { patterns: this.host.ignorePatterns(), relDir }
+    return diskThread.scanFolder(this.host.disk.abs(relDir), known, INLINE_MAX, ignore).then(result => ({ result, sent }))
   }
 
   /**

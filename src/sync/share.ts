@@ -125,6 +125,7 @@ export class Share extends EventEmitter<ShareEvents> {
       id: this.id, db: host.db, disk: this.disk, shortId: host.shortId,
       clock: () => this.index.clock,
       ignores: (rel, isDir) => this.rules.ignores(rel, isDir),
+      ignorePatterns: () => this.rules.patterns,
       ignoresPath: (rel) => this.ignoresPath(rel),
       watcher: () => this.local.watcher,
       commit: (changes) => this.commitLocal(changes),
