@@ -39,8 +39,8 @@ const READ_AHEAD = 2
  */
 const SETTLE_MS = 50
 
-/** A folder's disk half (readFolder) and the index stats it was compared with, by name. */
-export interface FolderRead { result: FolderResult, sent: Map<string, LocalStat> }
+/** A folder's disk half (readFolder), the index stats it was compared with, by name, and the ignore patterns it applied. */
+export interface FolderRead { result: FolderResult, sent: Map<string, LocalStat>, patterns?: readonly string[] }
 
 /** The row's local stat is still the one the disk thread compared with (both absent counts as the same). */
 function unchangedSince (now: LocalStat | null, sent: LocalStat | undefined): boolean {
@@ -108,8 +108,8 @@ export class LocalScanner {
       sent.set(name, r.local)
       known.push([name, r.local.size, r.local.mtimeMs, r.local.ino])
     }
-    const ignore = { patterns: this.host.ignorePatterns(), relDir }
-    return diskThread.scanFolder(this.host.disk.abs(relDir), known, INLINE_MAX, ignore).then(result => ({ result, sent }))
+    const patterns = this.host.ignorePatterns()
+    return diskThread.scanFolder(this.host.disk.abs(relDir), known, INLINE_MAX, { patterns, relDir }).then(result => ({ result, sent, patterns }))
   }
 
   /**
@@ -119,7 +119,9 @@ export class LocalScanner {
    * is logged and nothing below it is touched: an unreadable folder is not a deleted one.
    */
   async scanFolder (relDir: string, subfolders: string[], gone: string[], batch: LocalChange[], read?: FolderRead): Promise<void> {
-    const { result, sent } = read ?? await this.readFolder(relDir)
+    const { result, sent, patterns } = read ?? await this.readFolder(relDir)
+    // The disk half matched the files it read against these patterns: matched again only if the rules changed since.
+    const filesMatched = patterns === this.host.ignorePatterns()
     if (!result.ok) {
       this.noteUnreadable(relDir, Object.assign(new Error(result.message), { code: result.code }))
       return
@@ -134,7 +136,7 @@ export class LocalScanner {
       const row = rows.get(rel)
       rows.delete(rel)
       if (this.badName(rel)) continue
-      if (item.t !== 'same' && this.host.ignores(rel, item.t === 'dir')) continue
+      if (item.t !== 'same' && !(item.t === 'file' && filesMatched) && this.host.ignores(rel, item.t === 'dir')) continue
       if (item.t === 'dir') subfolders.push(rel)
       // The row may have moved on (a peer's file installed) since the thread compared with it: then look again here.
       const fresh = row === undefined || row.deleted || row.dir || unchangedSince(row.local, sent.get(item.name))
