@@ -80,6 +80,9 @@ function shareLines (s: ShareStatus): string[] {
   for (const b of s.toFetch) lines.push(`  to fetch from ${b.peerId === '' ? 'peers' : shortPeer(b.peerId)}: ${b.items} items, ${fmtBytes(b.bytes)}`)
   for (const b of s.toSend) lines.push(`  ${shortPeer(b.peerId)} has yet to apply ${b.items} items, ${fmtBytes(b.bytes)}`)
   if (s.updated + s.deleted + s.conflicts > 0) lines.push(`  since start: ${s.updated} updated, ${s.deleted} deleted, ${s.conflicts} conflicts`)
+  if (s.notAppliedSendOnly > 0) lines.push(`  send-only: ${s.notAppliedSendOnly} changes from peers not applied here`)
+  if (s.notAppliedIgnored > 0) lines.push(`  ${s.notAppliedIgnored} changes from peers to ignored paths not applied`)
+  if (s.localOnly > 0) lines.push(`  receive-only: ${s.localOnly} local changes kept here, not sent`)
   return lines
 }
 

@@ -83,6 +83,10 @@ export function createMetrics (node: MetricsSource): NodeMetrics {
   gauge('swarm_share_paused', '1 while the share is paused (its folder is not what its index describes).', ['share'], (st, set) => { for (const sh of st.shares) set({ share: sh.id }, sh.paused === null ? 0 : 1) })
   total('swarm_files_updated_total', 'Files written or changed in the share since start (local and remote).', ['share'], (st, set) => { for (const sh of st.shares) set({ share: sh.id }, sh.updated) })
   total('swarm_files_deleted_total', 'Files deleted in the share since start (local and remote).', ['share'], (st, set) => { for (const sh of st.shares) set({ share: sh.id }, sh.deleted) })
+  total('swarm_not_applied_total', 'Peers\' changes not applied since start, by reason (ignored path, send-only share).', ['share', 'reason'], (st, set) => {
+    for (const sh of st.shares) { set({ share: sh.id, reason: 'ignored' }, sh.notAppliedIgnored); set({ share: sh.id, reason: 'send-only' }, sh.notAppliedSendOnly) }
+  })
+  gauge('swarm_share_local_only', 'receive-only: local changes kept on this node and not sent.', ['share'], (st, set) => { for (const sh of st.shares) set({ share: sh.id }, sh.localOnly) })
   total('swarm_conflicts_total', 'Conflicts in the share since start (the other version kept as a copy).', ['share'], (st, set) => { for (const sh of st.shares) set({ share: sh.id }, sh.conflicts) })
 
   gauge('swarm_transfers_in_progress', 'Downloads holding a slot now.', [], (st, set) => set({}, st.transfers.length))

@@ -11,7 +11,8 @@ import { resolve, basename } from 'node:path'
 import type { Duplex } from 'node:stream'
 import { IndexDb } from '../store/db.js'
 import { StateLock } from '../store/state-lock.js'
-import { Share } from '../sync/share.js'
+import { Share, type NotAppliedReason } from '../sync/share.js'
+import { checkShareRules } from '../sync/rules.js'
 import type { Entry } from '../model/entry.js'
 import type { ShareMode } from '../model/share-mode.js'
 import { PeerSession, STREAM_CONTROL, STREAM_PIECES, STREAM_PIECES_DEFLATE, type SessionHost } from './session.js'
@@ -36,7 +37,6 @@ import type { JobMessage } from '../wire/control.js'
 import type { NodeInfo } from '../jobs/types.js'
 import { NodeActivity, type ProgressInfo, type SummaryInfo } from './activity.js'
 import { StatusBuilder, type NodeStatus } from './status.js'
-import { DEFAULT_SHARE_MODE } from '../model/share-mode.js'
 
 /** What replicates entries with peers: a share, or the jobs' catalog (it has no folder). */
 type Replica = Share | Catalog
@@ -90,6 +90,8 @@ export interface NodeEvents {
   /** A share stopped reading, writing and sending: its folder is not the one its index describes (see README). */
   'share-paused': [{ share: string, reason: string }]
   'share-resumed': [{ share: string }]
+  /** A peer's batch held changes this share does not apply (ignored paths, or a send-only share): once per batch. */
+  'not-applied': [{ share: string, from: string, count: number, reason: NotAppliedReason }]
   /** A piece-exchange download finished: how many pieces and bytes came over the network (resumed pieces do not count). */
   /** A piece-exchange download finished: pieces/bytes fetched from peers, reusedPieces/reusedBytes copied from local files. */
   fetched: [FetchedEvent]
@@ -127,7 +129,6 @@ export class SwarmNode extends EventEmitter<NodeEvents> implements SessionHost {
   /** Counters and the recent past for status, metrics and progress lines (activity.ts). */
   readonly activity: NodeActivity
   private readonly statusBuilder: StatusBuilder
-  private readonly shareModes = new Map<string, ShareMode>()
 
   constructor (private readonly opts: NodeOptions) {
     super()
@@ -171,7 +172,7 @@ export class SwarmNode extends EventEmitter<NodeEvents> implements SessionHost {
       activity: this.activity,
       totals: this.content.totals,
       shares: () => this.shares.values(),
-      modeOf: share => this.shareModes.get(share.id) ?? DEFAULT_SHARE_MODE,
+      modeOf: share => share.mode,
       sessions: () => this.sessions.values(),
       known: () => [...this.dialer.learned].map(([peerId, address]) => ({ peerId, address, lastError: null }))
     })
@@ -232,10 +233,7 @@ export class SwarmNode extends EventEmitter<NodeEvents> implements SessionHost {
       throw err
     }
     this.emit('listening', { address: this.address, peerId: this.peerId })
-    for (const s of specs) {
-      await this.addShare(s.dir, s.id, { acceptEmpty: s.acceptEmpty })
-      this.shareModes.set(s.id, s.mode ?? DEFAULT_SHARE_MODE)
-    }
+    for (const s of specs) await this.addShare(s.dir, s.id, { acceptEmpty: s.acceptEmpty, mode: s.mode, ignore: s.ignore })
     for (const p of this.opts.peers ?? []) this.dialer.dialForever(p)
   }
 
@@ -292,10 +290,11 @@ export class SwarmNode extends EventEmitter<NodeEvents> implements SessionHost {
 
   // ---- shares -------------------------------------------------------------------------------
 
-  async addShare (dir: string, id?: string, opts: { acceptEmpty?: boolean } = {}): Promise<Share> {
+  async addShare (dir: string, id?: string, opts: Pick<ShareSpec, 'acceptEmpty' | 'mode' | 'ignore'> = {}): Promise<Share> {
     const abs = checkFolder(dir)
     const shareId = checkShareId(id ?? basename(abs))
     if (this.shares.has(shareId)) throw new SwarmError('ERR_BAD_ARGUMENT', `share '${shareId}' already exists`)
+    checkShareRules(shareId, opts)
     const share = new Share({ db: this.db, shortId: this.shortId, peerId: this.peerId, fetch: (s, e, from) => this.fetch(s, e, from), log: (l, m) => this.log(l, m) }, this.db.openShare(shareId, abs), opts)
     share.on('changed', () => this.onShareChanged(share))
     share.on('paused', reason => {
@@ -310,6 +309,12 @@ export class SwarmNode extends EventEmitter<NodeEvents> implements SessionHost {
     share.on('file-deleted', e => this.emit('file-deleted', e))
     share.on('conflict', e => this.emit('conflict', e))
     share.on('scan-done', e => this.emit('scan-done', e))
+    share.on('not-applied', e => this.emit('not-applied', e))
+    share.on('resync', () => {
+      // Its rules now let through entries it skipped: every peer's entries are taken again from the start.
+      this.db.resetCursors(share.id)
+      for (const s of this.sessions.values()) { const info = s.remoteShares.get(share.id); if (info !== undefined) s.subscribe(share.id, info.indexId, 0) }
+    })
     this.shares.set(shareId, share)
     await share.start()
     for (const s of this.sessions.values()) s.sendShares()

@@ -60,6 +60,11 @@ export interface ShareStatus {
   updated: number
   deleted: number
   conflicts: number
+  /** Peers' changes not applied since start: to ignored paths, and (send-only) to this folder. */
+  notAppliedIgnored: number
+  notAppliedSendOnly: number
+  /** receive-only: local changes kept on this node and not sent. */
+  localOnly: number
 }
 
 export interface NodeStatus {
@@ -176,7 +181,10 @@ export class StatusBuilder {
       peers: with_.map(p => p.peerId),
       toFetch: s.pendingCount() === 0 ? [] : v.db.pendingBySource(s.id).map(r => ({ peerId: r.src, items: r.items, bytes: r.bytes })),
       toSend: this.toSend(s.id, with_),
-      ...counters
+      ...counters,
+      notAppliedIgnored: s.stats.notAppliedIgnored,
+      notAppliedSendOnly: s.stats.notAppliedSendOnly,
+      localOnly: s.stats.localOnly
     }
   }
 

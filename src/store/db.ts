@@ -383,6 +383,11 @@ export class IndexDb {
     this.st.setCursor.run(peer, share, indexId, seq)
   }
 
+  /** Every peer's entries of `share` are taken again from the start (rules changed: what was skipped may apply now). */
+  resetCursors (share: string): void {
+    this.db.prepare('UPDATE cursors SET seq = 0 WHERE share = ?').run(share)
+  }
+
   /** Peer `peer` has applied our entries of `share` up to `seq` (only ever moves forward). */
   setAck (peer: string, share: string, seq: number): void { this.st.setAck.run(peer, share, seq) }
 

@@ -4,13 +4,13 @@
 // threadpool hop per syscall. If the thread cannot start or dies, the batch runs inline.
 import { Worker } from 'node:worker_threads'
 import { writeTemps, linkNew, type TempWrite, type LinkNew, type OpResult } from './disk-ops.js'
-import { scanFolderDisk, type KnownStat, type FolderResult } from './folder-scan.js'
+import { scanFolderDisk, type KnownStat, type FolderResult, type FolderIgnore } from './folder-scan.js'
 import { checkpointFile, closeCheckpointer } from './checkpoint.js'
 
 export type DiskJob =
   | { id: number, op: 'write', items: TempWrite[] }
   | { id: number, op: 'link', items: LinkNew[] }
-  | { id: number, op: 'folder', dir: string, known: KnownStat[], inlineMax: number }
+  | { id: number, op: 'folder', dir: string, known: KnownStat[], inlineMax: number, ignore: FolderIgnore | null }
   | { id: number, op: 'checkpoint', file: string, close: boolean }
 type CheckpointResult = ReturnType<typeof checkpointFile>
 /** A job as a caller hands it over (the id is the thread's). */
@@ -37,9 +37,9 @@ class DiskThread {
   }
 
   /** One folder of a sweep (folder-scan.ts), in the thread: its syscalls and hashing run beside the event loop. */
-  async scanFolder (dir: string, known: KnownStat[], inlineMax: number): Promise<FolderResult> {
-    const job = { op: 'folder' as const, dir, known, inlineMax }
-    if (this.broken) return scanFolderDisk(dir, known, inlineMax)
+  async scanFolder (dir: string, known: KnownStat[], inlineMax: number, ignore: FolderIgnore | null = null): Promise<FolderResult> {
+    const job = { op: 'folder' as const, dir, known, inlineMax, ignore }
+    if (this.broken) return scanFolderDisk(dir, known, inlineMax, ignore)
     return await this.post(job) as FolderResult
   }
 
@@ -101,7 +101,7 @@ export function runInline (job: DiskJob): OpResult[] | FolderResult | Checkpoint
   switch (job.op) {
     case 'write': return writeTemps(job.items)
     case 'link': return linkNew(job.items)
-    case 'folder': return scanFolderDisk(job.dir, job.known, job.inlineMax)
+    case 'folder': return scanFolderDisk(job.dir, job.known, job.inlineMax, job.ignore)
     case 'checkpoint': {
       const r = job.close ? { ok: true as const } : checkpointFile(job.file)
       if (job.close) closeCheckpointer(job.file)

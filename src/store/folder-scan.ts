@@ -4,10 +4,14 @@
 // hashing run beside the event loop, which keeps the index writes; or inline where no thread can
 // be had. The folder's path is absolute and was checked by ShareDisk (a real folder inside the
 // share); files are opened without following symlinks, and a file that changes while it is read
-// is reported as such, never hashed half-old.
+// is reported as such, never hashed half-old. Ignored names (model/ignore.ts) are left out
+// unread: folders and files that would be read are matched; a file whose stat is what the index
+// holds is not (it was matched when indexed, and if it is ignored now its row stays as it is).
 import fs from 'node:fs'
 import { join } from 'node:path'
 import { fileRoot } from '../merkle/bep52.js'
+import { IgnoreRules } from '../model/ignore.js'
+import { joinRel } from '../model/paths.js'
 
 /** What the index holds for a file of the folder: name, size, mtimeMs, inode. */
 export type KnownStat = [name: string, size: number, mtimeMs: number, ino: number]
@@ -21,6 +25,19 @@ export type FolderItem =
 
 export type FolderResult = { ok: true, items: FolderItem[] } | { ok: false, code: string, message: string }
 
+/** The share's ignore patterns (IgnoreRules.patterns) and the folder's share-relative path. */
+export interface FolderIgnore { patterns: readonly string[], relDir: string }
+
+/** The matcher of the patterns seen last: a sweep sends the same patterns with every folder. */
+let lastRules: IgnoreRules | null = null
+
+function rulesOf (patterns: readonly string[]): IgnoreRules {
+  if (lastRules === null || lastRules.patterns.length !== patterns.length || !lastRules.patterns.every((p, i) => p === patterns[i])) {
+    lastRules = new IgnoreRules(patterns)
+  }
+  return lastRules
+}
+
 // O_NONBLOCK: a file swapped for a FIFO between lstat and open must not hang the thread.
 const O_READ = fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW | fs.constants.O_NONBLOCK
 
@@ -29,15 +46,17 @@ function errorOf (err: unknown): { code: string, message: string } {
   return { code: e?.code ?? 'EUNKNOWN', message: e?.message ?? String(err) }
 }
 
-export function scanFolderDisk (dir: string, known: KnownStat[], inlineMax: number): FolderResult {
+export function scanFolderDisk (dir: string, known: KnownStat[], inlineMax: number, ignore: FolderIgnore | null = null): FolderResult {
   let dirents: fs.Dirent[]
   try { dirents = fs.readdirSync(dir, { withFileTypes: true }) } catch (err) { return { ok: false, ...errorOf(err) } }
   const index = new Map<string, KnownStat>()
   for (const k of known) index.set(k[0], k)
   const items: FolderItem[] = []
+  const rules = ignore === null ? null : rulesOf(ignore.patterns)
+  const ignored = (name: string, isDir: boolean): boolean => rules !== null && rules.ignores(joinRel(ignore!.relDir, name), isDir)
   for (const d of dirents) {
     const name = d.name
-    if (d.isDirectory()) { items.push({ name, t: 'dir' }); continue }
+    if (d.isDirectory()) { if (!ignored(name, true)) items.push({ name, t: 'dir' }); continue }
     if (!d.isFile()) { items.push({ name, t: 'other' }); continue }
     const path = join(dir, name)
     try {
@@ -46,6 +65,7 @@ export function scanFolderDisk (dir: string, known: KnownStat[], inlineMax: numb
       if (!st.isFile()) { items.push({ name, t: st.isDirectory() ? 'dir' : 'other' }); continue }
       const k = index.get(name)
       if (k !== undefined && k[1] === st.size && k[2] === st.mtimeMs && k[3] === st.ino) { items.push({ name, t: 'same' }); continue }
+      if (ignored(name, false)) continue
       if (st.size > inlineMax) { items.push({ name, t: 'file', size: st.size, mtimeMs: st.mtimeMs, ino: st.ino }); continue }
       items.push(readSmall(name, path))
     } catch (err) {

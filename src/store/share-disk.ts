@@ -85,6 +85,30 @@ export class ShareDisk {
 
   hasMarker (): boolean { return fs.existsSync(join(this.root, MARKER_FILE)) }
 
+  /** A small state file of the share in .swarm (the rules it ran with last, say); null when it is not there. */
+  readMeta (name: string): string | null {
+    try { return fs.readFileSync(join(this.root, META_DIR, name), 'utf8') } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null
+      throw err
+    }
+  }
+
+  /** Replaces a small state file in .swarm whole (temp file, then rename: never half written). */
+  writeMeta (name: string, text: string): void {
+    const tmp = this.tempPath()
+    fs.writeFileSync(tmp, text, { mode: 0o644 })
+    fs.renameSync(tmp, join(this.root, META_DIR, name))
+  }
+
+  /** A share file's text if it is a regular file of at most `maxBytes`; null when it is missing. */
+  readSmallText (rel: string, maxBytes: number): string | null {
+    const st = this.lstat(rel)
+    if (st === null) return null
+    if (!st.isFile()) throw new SwarmError('ERR_BAD_PATH', `${rel} is not a regular file`)
+    if (st.size > maxBytes) throw new SwarmError('ERR_BAD_ARGUMENT', `${rel} is larger than ${maxBytes} bytes`)
+    return this.readWhole(rel).data.toString('utf8')
+  }
+
   writeMarker (shareId: string): void {
     const fd = fs.openSync(join(this.root, MARKER_FILE), 'w', 0o644)
     try {

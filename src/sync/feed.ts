@@ -1,6 +1,7 @@
 // What a share sends its peers: batches of entries after a peer's cursor, with the content of
 // small files inline (the small-file fast path: no per-file round trip or stream), and the
-// cache of freshly hashed small files that saves reading them again to send them.
+// cache of freshly hashed small files that saves reading them again to send them. Entries the
+// share withholds (a receive-only share's own versions, see rules.ts) are skipped, cursor and all.
 import * as fs from 'node:fs'
 import type { IndexDb } from '../store/db.js'
 import type { WireEntry } from '../wire/control.js'
@@ -19,7 +20,8 @@ export class ShareFeed {
   private readonly inlineCache = new Map<string, Buffer>()
   private inlineCacheBytes = 0
 
-  constructor (private readonly db: IndexDb, private readonly shareId: string, private readonly disk: ShareDisk) {}
+  constructor (private readonly db: IndexDb, private readonly shareId: string, private readonly disk: ShareDisk,
+    private readonly withholds: (e: StoredEntry) => boolean = () => false) {}
 
   /** Remembers the bytes of a small file just hashed, by root, oldest dropped first. */
   cacheInline (root: Buffer, data: Buffer): void {
@@ -61,6 +63,7 @@ export class ShareFeed {
     // Rows left out came from `to` itself; when the query is not cut short, the cursor moves past them all.
     let upTo = rows.length < BATCH_ENTRIES ? this.db.currentSeq(this.shareId) : fromSeq
     for (const e of rows) {
+      if (this.withholds(e)) { if (rows.length >= BATCH_ENTRIES) upTo = e.seq; continue }
       const data = bytes < BATCH_BYTES ? this.inlineData(e) : undefined
       if (data !== undefined) bytes += data.length
       entries.push(data === undefined ? { entry: e } : { entry: e, data })

@@ -2,6 +2,7 @@
 // watcher overflow. It decides when a sweep runs and what a watcher batch asks the scanner to
 // look at; the work itself goes through the share's local queue (one piece at a time, in
 // order), so peers' batches interleave with it. The share owns the index and the disk.
+// The watcher is told the share's ignore rules: ignored folders are never watched.
 import type { LocalScanner, FullScan } from './scan.js'
 import { createWatcher, type Watcher, type WatchEvent } from '../watch/index.js'
 import { META_DIR } from '../model/paths.js'
@@ -14,6 +15,8 @@ export interface LocalSideHost {
   enqueue (fn: () => Promise<void>): Promise<void>
   /** False once the share stopped or paused: a sweep in progress gives up. */
   running (): boolean
+  /** Whether the share's rules ignore `rel` (type unknown: see ShareRules.ignoresPath). */
+  ignoresPath (rel: string): boolean
   /** The start sweep is complete. */
   swept (scan: FullScan): void
   log (level: 'info' | 'warn' | 'error', msg: string): void
@@ -31,7 +34,7 @@ export class LocalSide {
   /** Watches the folder and starts the start sweep in the background: the share serves what its index knows meanwhile. */
   start (): void {
     this.watcher = createWatcher(this.host.dir, {
-      ignore: (rel) => rel === META_DIR || rel.startsWith(META_DIR + '/'),
+      ignore: (rel) => rel === META_DIR || rel.startsWith(META_DIR + '/') || this.host.ignoresPath(rel),
       onEvents: (events) => { this.onEvents(events) },
       onError: (err, dir) => this.host.log('warn', `share ${this.host.id}: ${dir === '' ? 'watcher' : `cannot watch ${dir}`}: ${err.message}`)
     })
@@ -78,16 +81,21 @@ export class LocalSide {
     return more ? null : scan
   }
 
+  /** Sweeps the whole folder again (in the local queue), e.g. after lost events or changed ignore rules. */
+  rescan (level: 'info' | 'warn', why: string): void {
+    if (this.rescanQueued || this.watcher === null) return   // one rescan not yet started covers this one too; a stopped side's start sweeps anyway
+    this.rescanQueued = true
+    this.host.log(level, `share ${this.host.id}: ${why}; rescanning the folder`)
+    void this.sweep(() => { this.rescanQueued = false })
+  }
+
   /**
    * A watcher batch: the paths it names are looked at against the index (a move: both of its
    * paths; a new folder: the folder, which examinePaths walks). An overflow lost events: rescan.
    */
   private onEvents (events: WatchEvent[]): void {
     if (events.some(e => e.kind === 'overflow')) {
-      if (this.rescanQueued) return   // one rescan not yet started covers this overflow too
-      this.rescanQueued = true
-      this.host.log('warn', `share ${this.host.id}: the watcher lost events (kernel queue overflow); rescanning the folder`)
-      void this.sweep(() => { this.rescanQueued = false })
+      this.rescan('warn', 'the watcher lost events (kernel queue overflow)')
       return
     }
     const paths = new Set<string>()

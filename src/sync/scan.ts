@@ -2,6 +2,10 @@
 // sweep at start (hash only what size/mtime/inode say changed; tombstone what is gone) and the
 // watcher's batches of paths; both produce new entry versions that the Share commits. Files or
 // folders that cannot be read are logged once and left as last indexed — never taken for deleted.
+// Ignored paths (rules.ts) are skipped: never indexed, never descended into, and an indexed path
+// that became ignored is left as last indexed (no new version, no tombstone). A file whose stat is
+// what the index holds is not matched against the rules at all: either it was matched when it was
+// indexed, or it became ignored since, and then leaving its row alone is what ignoring means.
 import type * as fs from 'node:fs'
 import type { IndexDb, LocalRow } from '../store/db.js'
 import { diskThread } from '../store/disk-thread.js'
@@ -35,8 +39,8 @@ const READ_AHEAD = 2
  */
 const SETTLE_MS = 50
 
-/** A folder's disk half (readFolder) and the index stats it was compared with, by name. */
-export interface FolderRead { result: FolderResult, sent: Map<string, LocalStat> }
+/** A folder's disk half (readFolder), the index stats it was compared with, by name, and the ignore patterns it applied. */
+export interface FolderRead { result: FolderResult, sent: Map<string, LocalStat>, patterns?: readonly string[] }
 
 /** The row's local stat is still the one the disk thread compared with (both absent counts as the same). */
 function unchangedSince (now: LocalStat | null, sent: LocalStat | undefined): boolean {
@@ -53,6 +57,12 @@ export interface ScanHost {
   readonly shortId: string
   /** The highest version counter this node has seen in the share (bumpVersion's floor). */
   clock (): number
+  /** The ignore patterns in effect (the disk half of a folder scan leaves ignored names out unread). */
+  ignorePatterns (): readonly string[]
+  /** Whether the share's rules ignore `rel`, a folder when `isDir`. */
+  ignores (rel: string, isDir: boolean): boolean
+  /** The same for a path whose type is not known: a folder-only pattern asks the disk or the index. */
+  ignoresPath (rel: string): boolean
   watcher (): Watcher | null
   /** Records changes (one transaction) and tells peers. */
   commit (changes: LocalChange[]): void
@@ -98,7 +108,8 @@ export class LocalScanner {
       sent.set(name, r.local)
       known.push([name, r.local.size, r.local.mtimeMs, r.local.ino])
     }
-    return diskThread.scanFolder(this.host.disk.abs(relDir), known, INLINE_MAX).then(result => ({ result, sent }))
+    const patterns = this.host.ignorePatterns()
+    return diskThread.scanFolder(this.host.disk.abs(relDir), known, INLINE_MAX, { patterns, relDir }).then(result => ({ result, sent, patterns }))
   }
 
   /**
@@ -108,7 +119,9 @@ export class LocalScanner {
    * is logged and nothing below it is touched: an unreadable folder is not a deleted one.
    */
   async scanFolder (relDir: string, subfolders: string[], gone: string[], batch: LocalChange[], read?: FolderRead): Promise<void> {
-    const { result, sent } = read ?? await this.readFolder(relDir)
+    const { result, sent, patterns } = read ?? await this.readFolder(relDir)
+    // The disk half matched the files it read against these patterns: matched again only if the rules changed since.
+    const filesMatched = patterns === this.host.ignorePatterns()
     if (!result.ok) {
       this.noteUnreadable(relDir, Object.assign(new Error(result.message), { code: result.code }))
       return
@@ -123,6 +136,7 @@ export class LocalScanner {
       const row = rows.get(rel)
       rows.delete(rel)
       if (this.badName(rel)) continue
+      if (item.t !== 'same' && !(item.t === 'file' && filesMatched) && this.host.ignores(rel, item.t === 'dir')) continue
       if (item.t === 'dir') subfolders.push(rel)
       // The row may have moved on (a peer's file installed) since the thread compared with it: then look again here.
       const fresh = row === undefined || row.deleted || row.dir || unchangedSince(row.local, sent.get(item.name))
@@ -136,11 +150,11 @@ export class LocalScanner {
       batch.push({ ...change, old: old ?? null })
       if (old !== undefined && !old.deleted && old.type === 'dir' && change.entry.type !== 'dir') {
         // The folder became a file: what the index held below it is gone.
-        for (const child of this.host.db.liveChildren(this.host.id, rel)) batch.push({ entry: this.tombstone(child), local: null })
+        batch.push(...this.tombstonesBelow(rel))
       }
       if (batch.length >= SCAN_COMMIT_EVERY) flush()
     }
-    for (const r of rows.values()) if (!r.deleted) gone.push(r.path)
+    for (const r of rows.values()) if (!r.deleted && !this.host.ignores(r.path, r.dir)) gone.push(r.path)
   }
 
   /** A small file the disk thread read and hashed: its new version, or null if the index already has this content. */
@@ -166,9 +180,7 @@ export class LocalScanner {
       const change = await this.examine(rel, old)
       if (change === null) continue
       batch.push(change)
-      if (change.entry.deleted && old.type === 'dir') {
-        for (const child of this.host.db.liveChildren(this.host.id, rel)) batch.push({ entry: this.tombstone(child), local: null })
-      }
+      if (change.entry.deleted && old.type === 'dir') batch.push(...this.tombstonesBelow(rel))
       if (batch.length >= SCAN_COMMIT_EVERY) { this.host.commit(batch); batch = [] }
     }
     if (batch.length > 0) this.host.commit(batch)
@@ -179,7 +191,7 @@ export class LocalScanner {
     const changes: Array<{ entry: Entry, local: LocalStat | null }> = []
     this.host.disk.forgetDirs()   // folders may have been replaced (by a symlink, say) since they were checked
     const visit = async (rel: string) => {
-      if (this.badName(rel)) return
+      if (this.badName(rel) || this.host.ignoresPath(rel)) return
       const mine = this.host.takeSelfWritten(rel)
       if (mine !== undefined) {
         const st = this.host.disk.lstat(rel)
@@ -198,7 +210,7 @@ export class LocalScanner {
         // The folder is gone or became a file: everything the index held below it is gone too.
         this.host.watcher()?.remove(rel)
         this.host.disk.forgetDirs()
-        for (const child of this.host.db.liveChildren(this.host.id, rel)) changes.push({ entry: this.tombstone(child), local: null })
+        changes.push(...this.tombstonesBelow(rel))
       }
     }
     for (const p of paths) await visit(p)
@@ -301,6 +313,15 @@ export class LocalScanner {
 
   private newVersion (path: string, old: Entry | undefined, content: Pick<Entry, 'type' | 'size' | 'mtime' | 'root'>): Entry {
     return { path, deleted: false, ...content, version: bumpVersion(old?.version, this.host.shortId, this.host.clock()), by: this.host.shortId }
+  }
+
+  /** Tombstones for what the index holds below a folder that is gone, except ignored paths (left as last indexed). */
+  private tombstonesBelow (rel: string): LocalChange[] {
+    const out: LocalChange[] = []
+    for (const child of this.host.db.liveChildren(this.host.id, rel)) {
+      if (!this.host.ignores(child.path, child.type === 'dir')) out.push({ entry: this.tombstone(child), local: null })
+    }
+    return out
   }
 
   tombstone (e: Entry): Entry {

@@ -3,6 +3,7 @@
 //   local:  local-side.ts (watcher, start sweep) → scan.ts (stat against the index → hash what changed) → new versions (commitLocal)
 //   remote: peer entries → merge decision → write inline data / copy local content / pending fetch
 // The node (node/node.ts) moves entries between peers; the Share decides and touches the disk.
+// What the share's mode and ignore rules make of either direction is rules.ts's (read its top comment).
 import { EventEmitter } from 'node:events'
 import * as fs from 'node:fs'
 import { IndexDb, type PendingEntry, type ShareRow } from '../store/db.js'
@@ -20,6 +21,9 @@ import { RetryBackoff } from './retry.js'
 import { LocalScanner, type LocalChange, type FullScan } from './scan.js'
 import { RemoteBatch, type BatchHost } from './batch.js'
 import { LocalSide } from './local-side.js'
+import { ShareRules } from './rules.js'
+import { IGNORE_FILE } from '../model/ignore.js'
+import type { ShareMode } from '../model/share-mode.js'
 
 /** Longest wait between retries of a failed fetch, in seconds. */
 const FETCH_RETRY_MAX_S = 30
@@ -39,7 +43,14 @@ export interface ShareHost {
 export interface ShareOptions {
   /** Start even if the folder is empty while the index lists files (the user emptied it on purpose). */
   acceptEmpty?: boolean
+  /** send-receive (default), send-only or receive-only (rules.ts); anything else is ERR_BAD_ARGUMENT. */
+  mode?: ShareMode
+  /** This node's ignore patterns on top of the share's .swarmignore (gitignore syntax). */
+  ignore?: string[]
 }
+
+/** Why a peer's entries were not applied: the path is ignored here, or the share is send-only. */
+export type NotAppliedReason = 'ignored' | 'send-only'
 
 export interface ShareEvents {
   changed: []                                                   // new rows with higher seq exist
@@ -49,6 +60,8 @@ export interface ShareEvents {
   'file-deleted': [{ share: string, path: string, from: string }]
   conflict: [{ share: string, path: string, copy: string }]
   'scan-done': [{ share: string, files: number, ms: number }]   // the startup sweep is complete (files: live entries indexed)
+  'not-applied': [{ share: string, from: string, count: number, reason: NotAppliedReason }]   // once per peer batch that held such entries
+  resync: []                                                    // the rules now let through what was skipped: take peers' entries again from the start
 }
 
 export class Share extends EventEmitter<ShareEvents> {
@@ -84,6 +97,12 @@ export class Share extends EventEmitter<ShareEvents> {
   pausedReason: string | null = null
   private pauseTimer: NodeJS.Timeout | null = null
   private readonly scanner: LocalScanner
+  /** The share's mode and ignore rules on this node (rules.ts). */
+  readonly rules: ShareRules
+  /** Peers' entries not applied, by reason, and local changes a receive-only share kept to itself: for status and tests. */
+  private readonly counts = { ignored: 0, 'send-only': 0, localOnly: 0 }
+  /** The peer batch being applied: its entries not applied so far, by reason. */
+  private batchSkips = { ignored: 0, 'send-only': 0 }
 
   constructor (private readonly host: ShareHost, row: ShareRow, private readonly opts: ShareOptions = {}) {
     super()
@@ -92,7 +111,8 @@ export class Share extends EventEmitter<ShareEvents> {
     this.indexId = row.indexId
     this.disk = new ShareDisk(row.dir)
     this.index = new ShareIndex(host.db, row.id)
-    this.feed = new ShareFeed(host.db, row.id, this.disk)
+    this.rules = new ShareRules(row.id, this.disk, opts.mode, opts.ignore, (level, msg) => host.log(level, msg))
+    this.feed = new ShareFeed(host.db, row.id, this.disk, e => this.rules.withholds(e, host.shortId))
     this.retries = new RetryBackoff(rel => this.retryPending(rel), (level, msg) => host.log(level, `share ${this.id}: ${msg}`))
     this.batchHost = {
       disk: this.disk,
@@ -104,6 +124,9 @@ export class Share extends EventEmitter<ShareEvents> {
     this.scanner = new LocalScanner({
       id: this.id, db: host.db, disk: this.disk, shortId: host.shortId,
       clock: () => this.index.clock,
+      ignores: (rel, isDir) => this.rules.ignores(rel, isDir),
+      ignorePatterns: () => this.rules.patterns,
+      ignoresPath: (rel) => this.ignoresPath(rel),
       watcher: () => this.local.watcher,
       commit: (changes) => this.commitLocal(changes),
       requeue: (rel) => { void this.enqueueLocal(() => this.scanner.examinePaths([rel])) },
@@ -115,13 +138,22 @@ export class Share extends EventEmitter<ShareEvents> {
       id: this.id, dir: this.dir, scanner: this.scanner,
       enqueue: (fn) => this.enqueueLocal(fn),
       running: () => !this.stopped && !this.paused,
+      ignoresPath: (rel) => this.ignoresPath(rel),
       swept: (scan) => { this.swept(scan) },
       log: (level, msg) => host.log(level, msg)
     })
   }
 
   /** Counters for status and tests. */
-  get stats (): { filesHashed: number } { return this.scanner.stats }
+  get stats (): { filesHashed: number, notAppliedIgnored: number, notAppliedSendOnly: number, localOnly: number } {
+    return { ...this.scanner.stats, notAppliedIgnored: this.counts.ignored, notAppliedSendOnly: this.counts['send-only'], localOnly: this.counts.localOnly }
+  }
+
+  get mode (): ShareMode { return this.rules.mode }
+
+  private ignoresPath (rel: string): boolean {
+    return this.rules.ignoresPath(rel, () => this.db.getEntry(this.id, rel)?.type === 'dir')
+  }
 
   get db (): IndexDb { return this.host.db }
 
@@ -137,7 +169,24 @@ export class Share extends EventEmitter<ShareEvents> {
     const problem = this.folderProblem()
     if (problem !== null) { this.pause(problem); return }
     this.disk.init()
+    this.loadRules(false)
     this.local.start()
+  }
+
+  /**
+   * Reads the ignore rules again (at start, or .swarmignore changed). If they may let through what
+   * was skipped, the folder is swept again (when running) and peers resend from the start.
+   */
+  private loadRules (running: boolean): void {
+    const { resync, republish } = this.rules.load()
+    if (republish) this.republishOwn()
+    for (const rel of [...this.pendingSet]) {
+      // A wanted version of a path now ignored, or any in a send-only share, is not applied after all.
+      if (this.rules.mode === 'send-only' || this.rules.ignores(rel, this.db.getPending(this.id, rel)?.entry.type === 'dir')) this.clearPending(rel)
+    }
+    if (!resync) return
+    if (running) this.local.rescan('info', `${IGNORE_FILE} changed`)
+    setImmediate(() => { if (!this.stopped) this.emit('resync') })   // after the batch in progress has moved its cursor
   }
 
   /** The start sweep is complete: the index describes the disk. */
@@ -220,6 +269,13 @@ export class Share extends EventEmitter<ShareEvents> {
     return this.localQueue
   }
 
+  /** The share left receive-only: its own versions, withheld until now, get new sequence numbers so peers see them. */
+  private republishOwn (): void {
+    const own = [...this.db.iterateEntries(this.id)].filter(e => e.by === this.host.shortId)
+    this.db.transaction(() => { for (const e of own) this.index.put(e, e.local, '', e) })
+    if (own.length > 0) this.host.log('info', `share ${this.id} is no longer receive-only: sending ${own.length} local change(s) it kept back`)
+  }
+
   /** Writes local changes to the index in one transaction and tells peers. */
   private commitLocal (changes: LocalChange[]): void {
     if (changes.some(c => c.entry.deleted) && !this.disk.hasMarker()) {
@@ -230,6 +286,11 @@ export class Share extends EventEmitter<ShareEvents> {
     this.db.transaction(() => {
       for (const c of changes) this.index.put(c.entry, c.local, '', c.old)
     })
+    if (this.rules.mode === 'receive-only') {
+      if (this.counts.localOnly === 0) this.host.log('info', `share ${this.id} is receive-only: local changes stay on this node (not sent to peers)`)
+      this.counts.localOnly += changes.length
+    }
+    if (changes.some(c => c.entry.path === IGNORE_FILE)) this.loadRules(true)
     for (const c of changes) {
       if (c.entry.deleted) this.emit('file-deleted', { share: this.id, path: c.entry.path, from: this.host.peerId })
       else if (c.entry.type === 'file') this.emit('file-updated', { share: this.id, path: c.entry.path, root: c.entry.root.toString('hex'), size: c.entry.size, from: this.host.peerId })
@@ -266,6 +327,7 @@ export class Share extends EventEmitter<ShareEvents> {
     if (own) this.db.db.exec('BEGIN')
     try {
       // New content is written to temp files first, made durable together, then put in place.
+      this.batchSkips = { ignored: 0, 'send-only': 0 }
       const batch = this.batch = new RemoteBatch(this.batchHost, live.length)
       for (const item of live) if (await this.applyGuarded(from, item)) changed = true
       this.batch = null
@@ -276,6 +338,18 @@ export class Share extends EventEmitter<ShareEvents> {
       if (own && this.db.db.inTransaction) this.db.db.exec('COMMIT')
     }
     if (changed) this.emit('changed')
+    this.reportSkips(from)
+  }
+
+  /** One log line and one event per batch and reason, never one per file. */
+  private reportSkips (from: string): void {
+    for (const reason of ['ignored', 'send-only'] as const) {
+      const count = this.batchSkips[reason]
+      if (count === 0) continue
+      this.counts[reason] += count
+      this.host.log('info', `share ${this.id}: ${count} change(s) from ${from} not applied (${reason === 'ignored' ? 'ignored paths on this node' : 'send-only share'})`)
+      this.emit('not-applied', { share: this.id, from, count, reason })
+    }
   }
 
   private async applyGuarded (from: string, item: WireEntry): Promise<boolean> {
@@ -291,6 +365,8 @@ export class Share extends EventEmitter<ShareEvents> {
   }
 
   private async applyOne (from: string, { entry: remote, data }: WireEntry): Promise<boolean> {
+    // Ignored here: whatever this node has at the path (or its lack of anything) stays.
+    if (this.rules.ignores(remote.path, remote.type === 'dir')) { this.batchSkips.ignored++; return false }
     // An edit on disk the index has not seen yet becomes a local version first, so it can conflict instead of vanishing.
     const onDisk = this.db.getEntry(this.id, remote.path)
     const st = (onDisk === undefined || onDisk.deleted) && this.batch?.absent(remote.path) === true ? null : this.disk.lstat(remote.path)
@@ -301,7 +377,8 @@ export class Share extends EventEmitter<ShareEvents> {
     }
     const pending = this.pendingSet.has(remote.path) ? this.db.getPending(this.id, remote.path) : undefined
     const target = pending?.entry ?? local
-    const d = decide(target, remote)
+    const d = this.rules.adjust(decide(target, remote), target, remote, this.host.shortId)
+    if (d === null) { this.batchSkips['send-only']++; return false }
     if (d.kind === 'accept' && d.entry === remote) this.asIs.add(remote)
     switch (d.kind) {
       case 'ignore': return false
@@ -335,6 +412,7 @@ export class Share extends EventEmitter<ShareEvents> {
 
   private putAndTrack (e: Entry, local: LocalStat | null, src = ''): void {
     this.index.put(e, local, this.asIs.has(e) ? src : '')
+    if (e.path === IGNORE_FILE) this.loadRules(true)   // a peer's .swarmignore takes effect here too
   }
 
   /**
@@ -490,6 +568,7 @@ export class Share extends EventEmitter<ShareEvents> {
     if (this.stopped || !this.pendingSet.has(rel)) return
     const want = this.db.getPending(this.id, rel)
     if (want === undefined) return
+    if (this.rules.ignores(rel, want.entry.type === 'dir')) { this.clearPending(rel); return }
     void this.enqueueLocal(async () => {
       const again = this.db.getPending(this.id, rel)
       if (again === undefined || !again.entry.root.equals(want.entry.root)) return
