@@ -4,6 +4,7 @@
 // that differs. Every line names the peer by its short id and address, and says what to do.
 //
 // The unreachable / reachable-again lines belong to the redial loops (dialer.ts).
+import type { EventEmitter } from 'node:events'
 import type { PeerSession } from './session.js'
 import { PeerBook } from './peer-records.js'
 import { CATALOG_ID } from '../jobs/catalog.js'
@@ -30,7 +31,8 @@ export interface ConnEvents {
 }
 
 export interface ConnReportsHost {
-  emit: <K extends keyof ConnEvents>(event: K, ...args: ConnEvents[K]) => void
+  /** The node: its events include ConnEvents. */
+  readonly emitter: Pick<EventEmitter<ConnEvents>, 'emit'>
   log (level: 'info' | 'warn' | 'error', msg: string): void
   /** How long a wrong-secret address waits before it is dialed again (dialer.ts). */
   readonly authFailedRetryMs: number
@@ -64,18 +66,18 @@ export class ConnReports {
     const grace = this.graceTimers.get(session.peerId)
     if (grace !== undefined) { clearTimeout(grace); this.graceTimers.delete(session.peerId); return }
     if (replaced) return
-    this.host.emit('peer-connected', { peerId: session.peerId, address })
+    this.host.emitter.emit('peer-connected', { peerId: session.peerId, address })
   }
 
   /** The peer's session closed (and no other took its place). */
   sessionClosed (session: PeerSession, reason: string): void {
     const peerId = session.peerId
     this.book.disconnected(peerId, reason)
-    if (!session.closedAsDuplicate) { this.host.emit('peer-disconnected', { peerId, reason }); return }
+    if (!session.closedAsDuplicate) { this.host.emitter.emit('peer-disconnected', { peerId, reason }); return }
     if (this.graceTimers.has(peerId)) return
     this.graceTimers.set(peerId, setTimeout(() => {
       this.graceTimers.delete(peerId)
-      this.host.emit('peer-disconnected', { peerId, reason })
+      this.host.emitter.emit('peer-disconnected', { peerId, reason })
     }, DUPLICATE_GRACE_MS).unref())
   }
 
@@ -104,13 +106,13 @@ export class ConnReports {
         if (reported.has(key)) continue
         reported.add(key)
         this.host.log('warn', `peer ${label} shares ${printable(t)}; we share ${printable(o)} — share ids must match exactly (set them with <dir>=<id>)`)
-        this.host.emit('share-mismatch', { peerId: session.peerId, ours: [o], theirs: [t] })
+        this.host.emitter.emit('share-mismatch', { peerId: session.peerId, ours: [o], theirs: [t] })
       }
     }
     if (caseOnly || theirs.some(t => oursSet.has(t)) || reported.has('*')) return
     reported.add('*')
     this.host.log('warn', `peer ${label} shares ${list(theirs)}; we share ${list(ours)} — no share in common, nothing replicates between us (share ids must match exactly; set them with <dir>=<id>)`)
-    this.host.emit('share-mismatch', { peerId: session.peerId, ours, theirs })
+    this.host.emitter.emit('share-mismatch', { peerId: session.peerId, ours, theirs })
   }
 
   /** The cluster secret differs: our proof was refused (outbound) or the peer's was wrong (inbound). */
@@ -118,12 +120,13 @@ export class ConnReports {
     const { peerId } = session
     const address = session.conn.remoteAddress
     const outbound = session.conn.direction === 'outbound'
-    this.book.dialFailed(address, 'the cluster secret differs', peerId)
-    if (!outbound && !this.mayLogInbound(hostOf(address))) return
+    // An inbound stranger gets no record (peer-records.ts); a peer we dialed does.
+    if (outbound) this.book.dialFailed(address, 'the cluster secret differs', peerId)
+    else if (!this.mayLogInbound(hostOf(address))) return
     const why = 'wrong cluster secret — the cluster secret differs between this node and the peer (a configuration error, not a network fault: give every node the same secret)'
     const then = outbound ? `retrying in ${Math.round(this.host.authFailedRetryMs / 1000)} s` : 'connection refused'
     this.host.log('error', `peer ${peerLabel(peerId, address)}: ${why}; ${then}`)
-    this.host.emit('auth-failed', { address, peerId })
+    this.host.emitter.emit('auth-failed', { address, peerId })
   }
 
   /** An inbound wrong proof is reported at most once per retry interval per host: a stranger can dial in a loop. */

@@ -144,7 +144,7 @@ export class SwarmNode extends EventEmitter<NodeEvents> implements SessionHost {
       log: (level, msg) => this.log(level, msg)
     })
     this.reports = new ConnReports({
-      emit: (event, ...args) => { (this.emit as (e: string, ...a: unknown[]) => boolean)(event, ...args) },
+      emitter: this,
       log: (level, msg) => this.log(level, msg),
       get authFailedRetryMs () { return node.dialer.timings.authFailedMs }
     })

@@ -13,6 +13,11 @@
 // frame type is refused from its type byte. The session on an outbound connection is the dialer
 // and proves first; on an inbound one it is the listener and proves only after checking the
 // dialer's proof. The deadline to authenticate and the connection caps are admission.ts.
+// A wrong proof either way sets authFailed and emits 'auth-failed' (the node reports it as a
+// configuration error, conn-reports.ts; the dialer retries slowly, dialer.ts).
+//
+// A session closed on purpose says why first (goodbye(): CLOSE_STOPPING, CLOSE_DUPLICATE), so the
+// peer reports "peer stopped", or nothing for a duplicate, instead of a stream error.
 import { EventEmitter } from 'node:events'
 import type { Duplex } from 'node:stream'
 import type { Connection } from '../transport/types.js'
