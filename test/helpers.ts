@@ -8,6 +8,7 @@ import { startNode, type SwarmNode, type NodeEvents, type NodeOptions } from '..
 import type { StoredEntry } from '../src/model/entry.js'
 import { loadOrCreateIdentity } from '../src/transport/identity.js'
 import { createQuicTransport } from '../src/transport/quic.js'
+import type { RedialTimings } from '../src/node/dialer.js'
 
 export const SECRET = 'test-secret-0123456789'
 
@@ -18,7 +19,7 @@ export class Cluster {
   readonly nodes: TestNode[] = []
 
   /** Starts a node sharing `<base>/<name>/share` as share id 'share', dialing every node started before it. */
-  async add (name: string, opts: { secret?: string, peers?: string[], shareId?: string, handshakeTimeoutMs?: number, peerExchange?: boolean, scanInBackground?: boolean, options?: Partial<NodeOptions> } = {}): Promise<TestNode> {
+  async add (name: string, opts: { secret?: string, peers?: string[], shareId?: string, handshakeTimeoutMs?: number, peerExchange?: boolean, scanInBackground?: boolean, options?: Partial<NodeOptions>, redial?: Partial<RedialTimings> } = {}): Promise<TestNode> {
     const dir = join(this.base, name, 'share')
     const state = join(this.base, name, 'state')
     mkdirSync(dir, { recursive: true })
@@ -29,7 +30,7 @@ export class Cluster {
       stateDir: state, secret: opts.secret ?? SECRET, listen: '127.0.0.1:0',
       peers: opts.peers ?? this.nodes.filter(n => n.node !== null).map(n => n.node.address),
       shares: [{ dir, id: opts.shareId ?? 'share' }],
-      identity, transport, peerExchange: opts.peerExchange, ...opts.options
+      identity, transport, peerExchange: opts.peerExchange, redial: opts.redial, ...opts.options
     })
     const t = { node, dir, state, name }
     this.nodes.push(t)

@@ -158,11 +158,13 @@ test('stopped node: changes on both sides, restart, converged; deletions do not 
 test('a wrong secret is refused on both sides and no data flows', async () => {
   const c = new Cluster()
   try {
-    const a = await c.add('a')
+    // a reports a wrong proof from one host once per wrong-secret delay: a short one here.
+    const a = await c.add('a', { redial: { authFailedMs: 500 } })
     writeFileSync(join(a.dir, 'secret-data.txt'), 'x')
     const logsA: string[] = []
     a.node.on('log', e => logsA.push(e.message))
-    const b = await c.add('b', { secret: 'a-different-secret' })
+    // b retries a node that refused its proof only after the wrong-secret delay: a short one here.
+    const b = await c.add('b', { secret: 'a-different-secret', redial: { authFailedMs: 500 } })
     const logsB: string[] = []
     b.node.on('log', e => logsB.push(e.message))
     await waitFor('refusal logged on both sides', () => logsA.some(m => m.includes('wrong cluster secret')) && logsB.some(m => m.includes('wrong cluster secret')))

@@ -57,11 +57,11 @@ export function createMetrics (node: MetricsSource): NodeMetrics {
   gauge('swarm_peer_connected', '1 if the peer is connected, 0 if known but not connected.', ['peer', 'address'], (st, set) => {
     for (const p of st.peers) set({ peer: p.peerId ?? '', address: p.address }, p.connected ? 1 : 0)
   })
-  total('swarm_peer_sent_bytes_total', 'Stream bytes sent to the peer on its current connection.', ['peer'], (st, set) => {
-    for (const p of st.peers) if (p.connected && p.peerId !== null) set({ peer: p.peerId }, p.bytesSent)
+  total('swarm_peer_sent_bytes_total', 'Stream bytes sent to the peer since this node started.', ['peer'], (st, set) => {
+    for (const p of st.peers) if (p.peerId !== null) set({ peer: p.peerId }, p.bytesSent)
   })
-  total('swarm_peer_received_bytes_total', 'Stream bytes received from the peer on its current connection.', ['peer'], (st, set) => {
-    for (const p of st.peers) if (p.connected && p.peerId !== null) set({ peer: p.peerId }, p.bytesReceived)
+  total('swarm_peer_received_bytes_total', 'Stream bytes received from the peer since this node started.', ['peer'], (st, set) => {
+    for (const p of st.peers) if (p.peerId !== null) set({ peer: p.peerId }, p.bytesReceived)
   })
   gauge('swarm_peer_rtt_seconds', 'Round-trip time to the peer, where the transport measures it.', ['peer'], (st, set) => {
     for (const p of st.peers) if (p.connected && p.peerId !== null && p.rttMs !== null) set({ peer: p.peerId }, p.rttMs / 1000)

@@ -1,6 +1,6 @@
 // Owns what a node remembers of its recent past for the people watching it: counters per share
 // (files updated, deleted, conflicts) since start, the last finished transfers, the last warnings
-// and errors, when each peer connected, and the two derived event streams a terminal or a log
+// and errors, the peers that went away (what they still have to apply is reported), and the two derived event streams a terminal or a log
 // pipe wants instead of one line per file:
 //
 //   transfer-progress  a download larger than PROGRESS_MIN_BYTES, at most every PROGRESS_INTERVAL_MS
@@ -74,8 +74,6 @@ export class NodeActivity {
   readonly counters = new Map<string, ShareCounters>()
   readonly finished: FinishedTransfer[] = []
   readonly errors: LogRecord[] = []
-  /** When each connected peer's current connection came up (ms epoch). */
-  readonly connectedSince = new Map<string, number>()
   /** Each peer we were connected to and that went away: its address and when it left (kept while it stays away). */
   readonly departed = new Map<string, { address: string, at: number, reason: string }>()
   private readonly addresses = new Map<string, string>()
@@ -98,9 +96,8 @@ export class NodeActivity {
       this.errors.push({ time: Date.now(), level: e.level, message: e.message })
       if (this.errors.length > KEEP_ERRORS) this.errors.shift()
     })
-    host.on('peer-connected', e => { this.connectedSince.set(e.peerId, Date.now()); this.addresses.set(e.peerId, e.address); this.departed.delete(e.peerId) })
+    host.on('peer-connected', e => { this.addresses.set(e.peerId, e.address); this.departed.delete(e.peerId) })
     host.on('peer-disconnected', e => {
-      this.connectedSince.delete(e.peerId)
       this.departed.set(e.peerId, { address: this.addresses.get(e.peerId) ?? '', at: Date.now(), reason: e.reason })
     })
   }

@@ -16,3 +16,8 @@ export function hostOf (address: string): string {
   const host = i < 0 ? address : address.slice(0, i)
   return host.startsWith('[') && host.endsWith(']') ? host.slice(1, -1) : host
 }
+
+/** 'host:port', with an IPv6 host in brackets (the inverse of parseHostPort). */
+export function joinHostPort (host: string, port: number): string {
+  return host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`
+}

@@ -26,7 +26,10 @@ import { SwarmError } from '../errors.js'
 import { shareIdProblem } from '../model/rules.js'
 import type { PeerAddress, ShareInfo, WireEntry } from '../wire/control.js'
 import { parseHostPort } from './address.js'
-import { Dialer } from './dialer.js'
+import { Dialer, type RedialTimings } from './dialer.js'
+import { ConnReports } from './conn-reports.js'
+import type { PeerRecord } from './peer-records.js'
+import { CLOSE_DUPLICATE, CLOSE_STOPPING } from '../wire/control.js'
 import { deriveAuthKey } from './auth.js'
 import { Admission, type AdmissionLimits } from './admission.js'
 import { printable } from '../model/printable.js'
@@ -66,6 +69,8 @@ export interface NodeOptions {
   transport?: Transport              // for tests: an in-memory transport
   identity?: Identity
   admission?: Partial<AdmissionLimits>  // connection caps and the auth deadline (admission.ts); for tests
+  /** Redial backoff, the wrong-secret retry delay and the unreachable report interval (dialer.ts); for tests. */
+  redial?: Partial<RedialTimings>
   /** Connect to the peers other nodes name (peer exchange); default true. False: only --peer addresses. */
   peerExchange?: boolean
   /** Deflate the piece streams this node downloads over (zlib level 1); default false. See README for what it saves and costs. */
@@ -80,6 +85,10 @@ export interface NodeEvents {
   listening: [{ address: string, peerId: string }]
   'peer-connected': [{ peerId: string, address: string }]
   'peer-disconnected': [{ peerId: string, reason: string }]
+  /** A peer's share ids and ours differ only by letter case, or have nothing in common (conn-reports.ts). */
+  'share-mismatch': [{ peerId: string, ours: string[], theirs: string[] }]
+  /** A peer does not share the cluster secret: our proof was refused or its proof was wrong. */
+  'auth-failed': [{ address: string, peerId?: string }]
   'file-updated': [{ share: string, path: string, root: string, size: number, from: string }]
   'file-deleted': [{ share: string, path: string, from: string }]
   conflict: [{ share: string, path: string, copy: string }]
@@ -129,6 +138,7 @@ export class SwarmNode extends EventEmitter<NodeEvents> implements SessionHost {
   /** Counters and the recent past for status, metrics and progress lines (activity.ts). */
   readonly activity: NodeActivity
   private readonly statusBuilder: StatusBuilder
+  private readonly reports: ConnReports
 
   constructor (private readonly opts: NodeOptions) {
     super()
@@ -148,15 +158,21 @@ export class SwarmNode extends EventEmitter<NodeEvents> implements SessionHost {
       onStarted: () => this.activity.downloadStarted(),
       log: (level, msg) => this.log(level, msg)
     })
+    this.reports = new ConnReports({
+      emitter: this,
+      log: (level, msg) => this.log(level, msg),
+      get authFailedRetryMs () { return node.dialer.timings.authFailedMs }
+    })
     this.dialer = new Dialer({
       get peerId () { return node.peerId },
       get transport () { return node.transport },
       get stopped () { return node.stopped },
       sessions: this.sessions,
       peerExchange: opts.peerExchange !== false,
+      book: this.reports.book,
       openSession: conn => this.openSession(conn),
       log: (level, msg) => this.log(level, msg)
-    })
+    }, opts.redial)
     this.activity = new NodeActivity({
       get peerId () { return node.peerId },
       on: (event: string, fn: (...args: any[]) => void) => this.on(event as keyof NodeEvents, fn as never),
@@ -174,7 +190,8 @@ export class SwarmNode extends EventEmitter<NodeEvents> implements SessionHost {
       shares: () => this.shares.values(),
       modeOf: share => share.mode,
       sessions: () => this.sessions.values(),
-      known: () => [...this.dialer.learned].map(([peerId, address]) => ({ peerId, address, lastError: null }))
+      peerRecords: () => this.peerRecords(),
+      learned: () => this.dialer.learned
     })
   }
 
@@ -194,6 +211,9 @@ export class SwarmNode extends EventEmitter<NodeEvents> implements SessionHost {
   peerTraffic (): Array<{ peerId: string, address: string, sent: number, received: number }> {
     return [...this.sessions.values()].filter(s => s.ready).map(s => ({ peerId: s.peerId, address: s.conn.remoteAddress, sent: s.conn.bytes.sent, received: s.conn.bytes.received }))
   }
+
+  /** Every peer this node dialed or that authenticated to it: connected or not, since when, errors, bytes, RTT. */
+  peerRecords (): PeerRecord[] { return this.reports.book.list() }
 
   /** Every log line goes through here: control characters escaped, length capped (peer strings end up in messages). */
   log (level: NodeLogLevel, message: string): void { this.emit('log', { level, message: printable(message, MAX_LOG_CHARS) }) }
@@ -282,7 +302,9 @@ export class SwarmNode extends EventEmitter<NodeEvents> implements SessionHost {
     for (const s of this.shares.values()) s.stop()
     this.catalog?.close()
     this.content.stop()
-    for (const s of this.sessions.values()) s.close('node stopping')
+    this.reports.stop()
+    // Peers see "peer stopped" rather than a stream error; sessions not yet authenticated just close.
+    await Promise.all([...this.sessions.values()].map(s => s.ready ? s.goodbye(CLOSE_STOPPING, 'node stopping') : s.close('node stopping')))
     await this.transport?.close()
     this.db?.close()
     this.lock?.release()
@@ -396,6 +418,7 @@ export class SwarmNode extends EventEmitter<NodeEvents> implements SessionHost {
   }
 
   onShares (session: PeerSession): void {
+    this.reports.onShares(session, [...this.shares.keys()])
     this.content.onShares(session)
     for (const [id, info] of session.remoteShares) {
       const share = this.replica(id)
@@ -420,7 +443,7 @@ export class SwarmNode extends EventEmitter<NodeEvents> implements SessionHost {
 
   // ---- peer exchange (dialer.ts) ----------------------------------------------------------------
 
-  onListen (session: PeerSession): void { this.dialer.onListen(session) }
+  onListen (session: PeerSession): void { this.reports.onListen(session); this.dialer.onListen(session) }
   onPeers (session: PeerSession, peers: PeerAddress[]): void { this.dialer.onPeers(session, peers) }
 
   onRoot (_session: PeerSession, shareId: string): void {
@@ -474,24 +497,25 @@ export class SwarmNode extends EventEmitter<NodeEvents> implements SessionHost {
     session.on('ready', () => {
       this.admission.authenticated(conn)
       const old = this.sessions.get(session.peerId)
-      if (old !== undefined && !old.isClosed) {
+      const replaced = old !== undefined && !old.isClosed
+      if (replaced) {
         // Both sides dialed: keep the connection opened by the smaller PeerId, the same choice on both ends.
         const dialerOf = (s: PeerSession) => s.conn.direction === 'outbound' ? this.peerId : s.peerId
         const keepNew = dialerOf(old) === dialerOf(session) || dialerOf(session) < dialerOf(old)
-        if (!keepNew) { session.close('duplicate connection'); return }
+        if (!keepNew) { void session.goodbye(CLOSE_DUPLICATE, 'duplicate connection'); return }
         this.sessions.delete(old.peerId)
-        old.close('replaced by a newer connection')
+        void old.goodbye(CLOSE_DUPLICATE, 'replaced by a newer connection')
       }
       this.sessions.set(session.peerId, session)
       session.sendListen(this.port)
-      this.log('info', `connected to ${session.peerId} at ${conn.remoteAddress}`)
-      this.emit('peer-connected', { peerId: session.peerId, address: conn.remoteAddress })
+      // peer-connected is the one report of a connection (the CLI prints it); a replacement is not news.
+      this.reports.sessionReady(session, replaced)
     })
+    session.on('auth-failed', () => this.reports.authFailed(session))
     session.on('closed', reason => {
       if (this.sessions.get(session.peerId) !== session) return
       this.sessions.delete(session.peerId)
-      this.log('info', `disconnected from ${session.peerId}: ${reason}`)
-      this.emit('peer-disconnected', { peerId: session.peerId, reason })
+      this.reports.sessionClosed(session, reason)
     })
     return session
   }

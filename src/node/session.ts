@@ -13,10 +13,15 @@
 // frame type is refused from its type byte. The session on an outbound connection is the dialer
 // and proves first; on an inbound one it is the listener and proves only after checking the
 // dialer's proof. The deadline to authenticate and the connection caps are admission.ts.
+// A wrong proof either way sets authFailed and emits 'auth-failed' (the node reports it as a
+// configuration error, conn-reports.ts; the dialer retries slowly, dialer.ts).
+//
+// A session closed on purpose says why first (goodbye(): CLOSE_STOPPING, CLOSE_DUPLICATE), so the
+// peer reports "peer stopped", or nothing for a duplicate, instead of a stream error.
 import { EventEmitter } from 'node:events'
 import type { Duplex } from 'node:stream'
 import type { Connection } from '../transport/types.js'
-import { FrameSplitter, decode, encode, isHandshakeType, MAX_CONTROL_FRAME, MAX_HANDSHAKE_FRAME, PROTOCOL_VERSION, type ControlMessage, type JobMessage, type PeerAddress, type FetchState, type BlobRef, type Holding, type ShareInfo, type WireEntry } from '../wire/control.js'
+import { CLOSE_DUPLICATE, CLOSE_STOPPING, FrameSplitter, decode, encode, isHandshakeType, MAX_CONTROL_FRAME, MAX_HANDSHAKE_FRAME, PROTOCOL_VERSION, type ControlMessage, type JobMessage, type PeerAddress, type FetchState, type BlobRef, type Holding, type ShareInfo, type WireEntry } from '../wire/control.js'
 import { authProof, newNonce, verifyProof, type AuthRole } from './auth.js'
 import { printable } from '../model/printable.js'
 import { hostOf } from './address.js'
@@ -41,6 +46,12 @@ const MAX_QUEUED_BATCHES = 4
 const MAX_JOINED_ENTRIES = 8000
 /** Our own reasons in ERROR frames are cut to this, so they fit the peer's pre-auth frame limit. */
 const MAX_ERROR_MESSAGE = 200
+/** A goodbye waits this long at most for the peer to close the connection before closing it here. */
+export const GOODBYE_WAIT_MS = 1_000
+/** The reason a session closes with when the peer stopped cleanly (peer-disconnected says it). */
+export const REASON_PEER_STOPPED = 'peer stopped'
+/** The reason a session closes with when the peer kept another connection between the same two nodes. */
+export const REASON_DUPLICATE = 'duplicate connection'
 
 export interface SessionHost {
   readonly peerId: string
@@ -62,19 +73,25 @@ export interface SessionHost {
 
 interface Feeder { indexId: string, cursor: number, running: boolean, again: boolean }
 
-export class PeerSession extends EventEmitter<{ ready: [], shares: [], closed: [reason: string] }> {
+export class PeerSession extends EventEmitter<{ ready: [], shares: [], closed: [reason: string], 'auth-failed': [] }> {
   readonly remoteShares = new Map<string, ShareInfo>()
   readonly roots = new Map<string, { root: Buffer, settled: boolean }>()
   /** Where the peer accepts connections, once it said so (LISTEN); handed on by peer exchange. */
   listenAddress: PeerAddress | null = null
   /** The peer's SHARES message has arrived (its piece streams may come first: they are other streams). */
   sharesKnown = false
+  /** The cluster secret differs: the peer refused our proof, or its proof was wrong ('auth-failed' was emitted). */
+  authFailed = false
+  /** The peer closed this connection because it keeps another one to us (not a fault, see conn-reports.ts). */
+  closedAsDuplicate = false
   private readonly feeders = new Map<string, Feeder>()
   private readonly splitter = new FrameSplitter(MAX_HANDSHAKE_FRAME)
   private readonly nonce = newNonce()
   /** The dialer (outbound connection) proves first; the listener answers a correct proof with its own. */
   private readonly role: AuthRole
   private remoteNonce: Buffer | null = null
+  /** Our AUTH went out (the dialer's, before it has seen the listener's). */
+  private sentAuth = false
   private authenticated = false
   private closedReason: string | null = null
   private inbox: Promise<void> = Promise.resolve()
@@ -177,6 +194,8 @@ export class PeerSession extends EventEmitter<{ ready: [], shares: [], closed: [
       }
       let msg: ControlMessage
       try { msg = decode(f) } catch (err) { this.fail('ERR_PROTOCOL', (err as Error).message); return }
+      // A goodbye jumps the queue: the peer is going, batches still waiting are sent again next time.
+      if (msg.type === 'error' && isGoodbye(msg.code)) { this.onError(msg.code, msg.message); return }
       // Entries are applied in order, one batch after another; everything else is handled at once.
       // While MAX_QUEUED_BATCHES wait, the stream is paused: QUIC flow control then holds the sender.
       if (++this.queued > MAX_QUEUED_BATCHES) this.control.pause()
@@ -221,8 +240,20 @@ export class PeerSession extends EventEmitter<{ ready: [], shares: [], closed: [
 
   private onError (code: string, message: string): void {
     const why = printable(message)
-    this.host.log('warn', `peer ${this.peerId} at ${printable(this.conn.remoteAddress)} closed the connection: ${why} (${printable(code, 64)})`)
-    this.closedReason = `refused by peer: ${why}`
+    if (code === CLOSE_STOPPING) {
+      this.closedReason = REASON_PEER_STOPPED
+    } else if (code === CLOSE_DUPLICATE) {
+      this.closedAsDuplicate = true
+      this.closedReason = REASON_DUPLICATE
+    } else if (code === 'ERR_AUTH_FAILED' && !this.authenticated && this.sentAuth) {
+      // An honest listener refuses a dialer's proof only when the secrets differ.
+      this.closedReason = `refused by peer: ${why}`
+      this.authFailed = true
+      this.emit('auth-failed')
+    } else {
+      this.host.log('warn', `peer ${this.peerId} at ${printable(this.conn.remoteAddress)} closed the connection: ${why} (${printable(code, 64)})`)
+      this.closedReason = `refused by peer: ${why}`
+    }
     this.control.pause()
     this.emit('closed', this.closedReason)
     this.conn.close(this.closedReason)
@@ -274,14 +305,20 @@ export class PeerSession extends EventEmitter<{ ready: [], shares: [], closed: [
     if (this.remoteNonce !== null) { this.fail('ERR_PROTOCOL', 'second hello'); return }
     this.remoteNonce = nonce
     // The dialer proves first; the listener says nothing that depends on the secret until then.
-    if (this.role === 'dialer') this.sendRaw(encode.auth(authProof(this.host.authKey, 'dialer', this.host.peerId, this.peerId, this.nonce, nonce)))
+    if (this.role === 'dialer') {
+      this.sendRaw(encode.auth(authProof(this.host.authKey, 'dialer', this.host.peerId, this.peerId, this.nonce, nonce)))
+      this.sentAuth = true
+    }
   }
 
   private onAuth (mac: Buffer): void {
     if (this.remoteNonce === null) { this.fail('ERR_PROTOCOL', 'auth message before hello'); return }
     const peerRole: AuthRole = this.role === 'dialer' ? 'listener' : 'dialer'
     if (!verifyProof(this.host.authKey, mac, peerRole, this.peerId, this.host.peerId, this.remoteNonce, this.nonce)) {
-      this.fail('ERR_AUTH_FAILED', 'wrong cluster secret')
+      // Reported by the node (conn-reports.ts) as a configuration error, not as a refusal like any other.
+      this.authFailed = true
+      this.emit('auth-failed')
+      this.fail('ERR_AUTH_FAILED', 'wrong cluster secret', { quiet: true })
       return
     }
     if (this.role === 'listener') this.sendRaw(encode.auth(authProof(this.host.authKey, 'listener', this.host.peerId, this.peerId, this.nonce, this.remoteNonce)))
@@ -291,10 +328,10 @@ export class PeerSession extends EventEmitter<{ ready: [], shares: [], closed: [
     this.sendShares()
   }
 
-  /** Refuses the peer: tells it why, logs why, closes. No data has flowed if auth failed. */
-  fail (code: string, message: string): void {
+  /** Refuses the peer: tells it why, logs why (unless quiet: reported elsewhere), closes. No data has flowed if auth failed. */
+  fail (code: string, message: string, opts: { quiet?: boolean } = {}): void {
     if (this.closedReason !== null) return
-    this.host.log('warn', `peer ${this.peerId} at ${printable(this.conn.remoteAddress)}: ${message}; connection refused (${code})`)
+    if (opts.quiet !== true) this.host.log('warn', `peer ${this.peerId} at ${printable(this.conn.remoteAddress)}: ${message}; connection refused (${code})`)
     this.control.write(encode.error(code, message.length > MAX_ERROR_MESSAGE ? message.slice(0, MAX_ERROR_MESSAGE) + '…' : message))
     this.control.end()
     this.control.pause()   // read nothing more from a peer we are refusing
@@ -302,6 +339,27 @@ export class PeerSession extends EventEmitter<{ ready: [], shares: [], closed: [
     this.emit('closed', message)
     // Give the error frame a moment to leave before the connection goes.
     setTimeout(() => this.conn.close(message), 100).unref()
+  }
+
+  /**
+   * Closes on purpose and tells the peer why with a code it knows is no fault (CLOSE_STOPPING,
+   * CLOSE_DUPLICATE); resolves once the peer closed the connection, or after GOODBYE_WAIT_MS.
+   */
+  async goodbye (code: typeof CLOSE_STOPPING | typeof CLOSE_DUPLICATE, reason: string): Promise<void> {
+    if (this.closedReason !== null) return
+    this.control.write(encode.error(code, reason))
+    this.control.end()
+    this.closedReason = reason
+    this.emit('closed', reason)
+    // The peer closes the connection when it reads the goodbye; one that says goodbye too ends its stream.
+    let timer: NodeJS.Timeout | undefined
+    await Promise.race([
+      this.conn.closed,
+      new Promise<void>(resolve => { this.control.once('end', resolve); this.control.once('close', resolve) }),
+      new Promise<void>(resolve => { timer = setTimeout(resolve, GOODBYE_WAIT_MS) })
+    ])
+    clearTimeout(timer)
+    this.conn.close(reason)
   }
 
   close (reason: string): void {
@@ -312,3 +370,5 @@ export class PeerSession extends EventEmitter<{ ready: [], shares: [], closed: [
     this.emit('closed', reason)
   }
 }
+
+function isGoodbye (code: string): boolean { return code === CLOSE_STOPPING || code === CLOSE_DUPLICATE }

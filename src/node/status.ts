@@ -13,6 +13,7 @@ import type { ShareMode } from '../model/share-mode.js'
 import type { NodeActivity, ProgressInfo, FinishedTransfer, LogRecord } from './activity.js'
 import type { ContentTotals } from './content.js'
 import type { PeerSession } from './session.js'
+import type { PeerRecord } from './peer-records.js'
 import { readFileSync } from 'node:fs'
 
 /** How long a big, changing share's live-file totals are reused before they are counted again. */
@@ -27,6 +28,7 @@ export interface PeerStatus {
   connected: boolean
   /** Since when it has been connected, or (when not) since when it has been away; null if never seen. */
   since: number | null
+  /** Stream bytes over every connection to it since this node started. */
   bytesSent: number
   bytesReceived: number
   /** Round-trip time if the transport measures it. */
@@ -95,8 +97,10 @@ export interface StatusView {
   shares (): Iterable<Share>
   modeOf (share: Share): ShareMode
   sessions (): Iterable<PeerSession>
-  /** Peers known (learned by exchange or configured) but not connected: peer id (if known) and address. */
-  known (): Array<{ peerId: string | null, address: string, lastError: string | null }>
+  /** Every peer dialed or connected since start (peer-records.ts). */
+  peerRecords (): PeerRecord[]
+  /** Peers named by peer exchange, by id: where they listen. */
+  learned (): Iterable<[string, string]>
 }
 
 let version: string | null = null
@@ -137,26 +141,27 @@ export class StatusBuilder {
 
   private peers (ready: PeerSession[]): PeerStatus[] {
     const v = this.view
-    const out: PeerStatus[] = ready.map(s => ({
-      peerId: s.peerId,
-      address: s.listenAddress === null ? s.conn.remoteAddress : `${s.listenAddress.ip}:${s.listenAddress.port}`,
-      connected: true,
-      since: v.activity.connectedSince.get(s.peerId) ?? null,
-      bytesSent: s.conn.bytes.sent,
-      bytesReceived: s.conn.bytes.received,
-      rttMs: null,
-      shares: [...s.remoteShares.keys()].filter(id => [...v.shares()].some(sh => sh.id === id)),
-      lastError: null
+    const sessions = new Map(ready.map(s => [s.peerId, s]))
+    const mine = new Set([...v.shares()].map(s => s.id))
+    const common = (peerId: string | undefined): string[] => {
+      const s = peerId === undefined ? undefined : sessions.get(peerId)
+      return s === undefined ? [] : [...s.remoteShares.keys()].filter(id => mine.has(id))
+    }
+    const out: PeerStatus[] = v.peerRecords().map(r => ({
+      peerId: r.peerId ?? null,
+      address: r.address,
+      connected: r.connected,
+      since: r.since,
+      bytesSent: r.bytesSent,
+      bytesReceived: r.bytesReceived,
+      rttMs: r.rttMs ?? null,
+      shares: common(r.peerId),
+      lastError: r.lastError ?? null
     }))
-    const away = [...v.activity.departed].map(([peerId, d]) => ({ peerId, address: d.address, lastError: d.reason, since: d.at as number | null }))
-    const learned = v.known().map(k => ({ ...k, since: null as number | null }))
-    for (const k of [...away, ...learned]) {
-      if (out.some(p => (k.peerId !== null && p.peerId === k.peerId) || p.address === k.address)) continue
-      out.push({
-        peerId: k.peerId, address: k.address, connected: false,
-        since: k.since,
-        bytesSent: 0, bytesReceived: 0, rttMs: null, shares: [], lastError: k.lastError
-      })
+    // Peers named by peer exchange that were never dialed (more than the peer cap) have no record yet.
+    for (const [peerId, address] of v.learned()) {
+      if (out.some(p => p.peerId === peerId)) continue
+      out.push({ peerId, address, connected: false, since: null, bytesSent: 0, bytesReceived: 0, rttMs: null, shares: [], lastError: null })
     }
     return out
   }

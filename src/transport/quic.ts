@@ -334,6 +334,12 @@ class QuicConnection implements Connection {
 
   get isClosed (): boolean { return this.#isClosed }
 
+  /** quinn's smoothed round-trip estimate, in milliseconds; undefined once the connection is gone. */
+  rttMs (): number | undefined {
+    if (this.#isClosed) return undefined
+    try { return this.#native.rtt() } catch { return undefined }
+  }
+
   async openStream (opts: StreamOptions = {}): Promise<Duplex> {
     if (this.#isClosed) throw new SwarmError('ERR_CLOSED', `connection to ${this.remotePeerId} is closed`)
     let native: NapiStream

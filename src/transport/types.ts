@@ -23,6 +23,8 @@ export interface Connection {
   readonly closed: Promise<void>
   /** Stream payload bytes carried so far, both ways, over all streams of this connection. */
   readonly bytes: ByteCounts
+  /** The transport's current round-trip estimate in milliseconds, if it keeps one (QUIC does; memory.ts does not). */
+  rttMs?: () => number | undefined
 }
 
 /** Stream payload bytes (not UDP datagrams: no QUIC headers, acks or retransmissions). */

@@ -10,7 +10,8 @@
 //   SUBSCRIBE str share ‖ str indexId ‖ f64 fromSeq        — "send me your entries after fromSeq"
 //   ENTRIES   str share ‖ f64 upTo ‖ u32 n ‖ n × entry     — a batch of the sender's changes (≤ upTo)
 //   ROOT      str share ‖ 32 root ‖ u8 settled             — the sender's manifest root (settled: nothing pending)
-//   ERROR     str code ‖ str message                       — sent before closing on purpose
+//   ERROR     str code ‖ str message                       — sent before closing on purpose; the codes
+//                                                            CLOSE_STOPPING and CLOSE_DUPLICATE are no fault
 //   ACK       str share ‖ str indexId ‖ f64 seq            — "I applied your entries up to seq" (tombstone GC)
 //   LISTEN    u16 port                                     — the port this node accepts connections on
 //   PEERS     u16 n ‖ n × (str peerId ‖ str ip ‖ u16 port) — other nodes the sender is connected to (peer exchange)
@@ -46,6 +47,11 @@ const MAX_SHARES_PER_FRAME = 4096
  * the rest is room for an ERROR with a short reason. A stranger can make us buffer no more.
  */
 export const MAX_HANDSHAKE_FRAME = 512
+
+/** ERROR code of a node that is stopping cleanly: its peers report "peer stopped", not a stream error. */
+export const CLOSE_STOPPING = 'STOPPING'
+/** ERROR code of a connection closed because another one joins the same two nodes (both dialed). */
+export const CLOSE_DUPLICATE = 'DUPLICATE'
 
 export const MSG = { HELLO: 1, AUTH: 2, SHARES: 3, SUBSCRIBE: 4, ENTRIES: 5, ROOT: 6, ERROR: 7, ACK: 8, LISTEN: 9, PEERS: 10, FETCH: 11, PROGRESS: 12, HOLDS_QUERY: 13, HOLDS: 14, CANCEL: 15 } as const
 /** A holdings query names at most this many blobs (mget of a big prefix is split into several). */
