@@ -1,7 +1,7 @@
 // Owns what a node remembers of its recent past for the people watching it: counters per share
 // (files updated, deleted, conflicts) since start, the last finished transfers, the last warnings
-// and errors, the peers that went away (what they still have to apply is reported), and the two derived event streams a terminal or a log
-// pipe wants instead of one line per file:
+// and errors, the peers that went away (status reports what they still have to apply), and the
+// two derived event streams a terminal or a log pipe wants instead of one line per file:
 //
 //   transfer-progress  a download larger than PROGRESS_MIN_BYTES, at most every PROGRESS_INTERVAL_MS
 //   summary            a burst of changes from one source (a peer or this folder) once it goes quiet
