@@ -136,6 +136,11 @@ test('a bad config file is exit 3 with the key and its line', () => {
     const e = JSON.parse(missing.stdout) as Event
     assert.deepEqual([e.event, e.code, e.exit], ['error', 'ERR_CONFIG', 3])
     assert.match(String(e.message), /cannot read config file .*absent\.toml/)
+    // json = true in the file: a later error is a JSON object too.
+    writeFileSync(join(base, 'json.toml'), 'json = true\nsecret_file = "no-such-secret"\n')
+    const later = run(['daemon', '--config', join(base, 'json.toml')])
+    assert.equal(later.status, 3)
+    assert.match(String((JSON.parse(later.stdout) as Event).message), /cannot read secret file .*no-such-secret/)
   } finally { rmSync(base, { recursive: true, force: true }) }
 })
 
@@ -160,6 +165,14 @@ test('settings: the environment secret is only a fallback; peers add up; quiet a
     else process.env.SWARM_SECRET = saved
     rmSync(base, { recursive: true, force: true })
   }
+})
+
+test('the example config in contrib/ is valid and says what it shows', () => {
+  const example = loadConfig(join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'contrib', 'swarm.toml'))
+  assert.equal(example.listen, '0.0.0.0:4001')
+  assert.equal(example.secretFile, '/etc/swarm/secret')
+  assert.deepEqual(example.shares.map(s => [s.dir, s.id, s.mode]), [['/srv/swarm/uploads', 'uploads', 'send-receive'], ['/srv/swarm/media', 'media', 'receive-only']])
+  assert.deepEqual(example.shares[0]!.ignore, ['*.tmp', '*.part'])
 })
 
 test('IPv6: [::1]:port is accepted by --listen and --peer and printed back in that form', async () => {

@@ -214,10 +214,13 @@ export interface NodeSettings {
 
 /**
  * Combines the config file (if --config) and the command line: a flag wins over the file's key,
- * folders and --peer addresses on the command line are added to the file's.
+ * folders and --peer addresses on the command line are added to the file's. `onJson` learns
+ * early whether output is JSON (json = true in the file counts), for the fatal error report.
  */
-export function nodeSettings (flags: NodeFlags, cliShares: ShareSpec[]): NodeSettings {
+export function nodeSettings (flags: NodeFlags, cliShares: ShareSpec[], onJson?: (json: boolean) => void): NodeSettings {
   const file: ConfigFile = flags.config === undefined ? { path: '', shares: [] } : loadConfig(flags.config)
+  // Known before anything else can fail: an error after this point is reported as JSON too.
+  onJson?.((flags.json ?? file.json) === true)
   const warnings: string[] = []
   // --quiet or --verbose on the command line replaces whatever the file says about both.
   const cliLevel = flags.quiet !== undefined || flags.verbose !== undefined

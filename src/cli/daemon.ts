@@ -53,10 +53,9 @@ export function shareArg (arg: string, extra: { acceptEmpty: boolean, mode?: Sha
 }
 
 /** `swarm share`: the folders on the command line and those of the config file. */
-export async function share (dirs: string[], flags: NodeFlags & { acceptEmpty?: boolean, sendOnly?: boolean, receiveOnly?: boolean }, onSettings: (s: NodeSettings) => void): Promise<number> {
+export async function share (dirs: string[], flags: NodeFlags & { acceptEmpty?: boolean, sendOnly?: boolean, receiveOnly?: boolean }, onJson: (json: boolean) => void): Promise<number> {
   const mode: ShareMode | undefined = flags.sendOnly === true ? 'send-only' : flags.receiveOnly === true ? 'receive-only' : undefined
-  const settings = nodeSettings(flags, dirs.map(d => shareArg(d, { acceptEmpty: flags.acceptEmpty === true, mode })))
-  onSettings(settings)
+  const settings = nodeSettings(flags, dirs.map(d => shareArg(d, { acceptEmpty: flags.acceptEmpty === true, mode })), onJson)
   if (settings.options.shares!.length === 0) {
     throw new SwarmError('ERR_BAD_ARGUMENT', 'swarm share needs at least one folder: on the command line, or as a [[share]] table in --config (swarm daemon runs a node without folders)')
   }
@@ -64,9 +63,8 @@ export async function share (dirs: string[], flags: NodeFlags & { acceptEmpty?: 
 }
 
 /** `swarm daemon`: a node with no shared folders, there for the job commands (put, get, bcast, ...). */
-export async function daemon (flags: NodeFlags, onSettings: (s: NodeSettings) => void): Promise<number> {
-  const settings = nodeSettings(flags, [])
-  onSettings(settings)
+export async function daemon (flags: NodeFlags, onJson: (json: boolean) => void): Promise<number> {
+  const settings = nodeSettings(flags, [], onJson)
   if (settings.options.shares!.length > 0) {
     throw new SwarmError('ERR_CONFIG', `config ${settings.configPath}: swarm daemon shares no folders; use swarm share with a config that has [[share]] tables`)
   }

@@ -12,7 +12,7 @@ import { defaultStateDir } from './state-dir.js'
 import { addNodeOptions, daemon, share, typedOptions } from './daemon.js'
 import { addJobCommands } from './jobs.js'
 import { EXIT_CODES_HELP, EXIT_OK } from './exit-codes.js'
-import type { NodeFlags, NodeSettings } from './config.js'
+import type { NodeFlags } from './config.js'
 
 /** Whether a fatal error is reported as JSON: --json on the command line, or json = true in the config. */
 export const cliOutput = { json: false }
@@ -45,7 +45,7 @@ function writeSecretFile (file: string): void {
 
 function buildProgram (done: (code: number) => void): Command {
   const program = new Command('swarm')
-  const remember = (s: NodeSettings) => { cliOutput.json = s.output.json }
+  const remember = (json: boolean) => { cliOutput.json = json }
   // Settings the subcommands inherit, so they are set before any command is added.
   program
     .description('Live multi-way folder replication and file distribution over QUIC.')
@@ -54,7 +54,8 @@ function buildProgram (done: (code: number) => void): Command {
     .showSuggestionAfterError(true)
     .configureOutput({
       // Under --json the error is reported once, as a JSON object, by bin/swarm.js.
-      outputError: (text, write) => { if (!cliOutput.json) write(text) }
+      outputError: (text, write) => { if (!cliOutput.json) write(text) },
+      writeErr: text => { if (!cliOutput.json) process.stderr.write(text) }
     })
     .addHelpText('after', `\n${ENVIRONMENT_HELP}\n\n${EXIT_CODES_HELP}`)
 
@@ -62,7 +63,7 @@ function buildProgram (done: (code: number) => void): Command {
     .summary('replicate folders with the other nodes (runs in the foreground)')
     .description('Replicate folders with the other nodes of the cluster; runs in the foreground until SIGINT or SIGTERM.')
     .argument('[dirs...]', '<dir> or <dir>=<id>: folders to replicate; the id defaults to the folder name'))
-    .option('--accept-empty', 'start a share whose folder is empty although its index lists files, and send those deletions')
+    .option('--accept-empty', 'the folders given here start although empty while their index lists files, and send those deletions')
     .addOption(new Option('--send-only', 'the folders given here send their changes and apply none from peers').conflicts('receiveOnly'))
     .option('--receive-only', 'the folders given here apply changes from peers and send none of their own')
     .action(async (dirs: string[], _opts: unknown, cmd: Command) => { done(await share(dirs, typedOptions(cmd), remember)) })
@@ -98,6 +99,8 @@ function buildProgram (done: (code: number) => void): Command {
     .description('Three nodes on this machine replicating a small and a 20 MB file between temp folders.')
     .action(async () => { done(await (await import('./demo.js')).demo()) })
 
+  // A wrong argument or flag is followed by the command's usage line (its options: swarm help <cmd>).
+  for (const cmd of program.commands) cmd.showHelpAfterError(`usage: swarm ${cmd.name()} ${cmd.usage()} (swarm help ${cmd.name()} lists the options)`)
   return program
 }
 
