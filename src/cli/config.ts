@@ -164,22 +164,24 @@ function describe (v: unknown): string {
  */
 export function lineOf (text: string, key: string, share?: number): number | undefined {
   const lines = text.split(/\r?\n/)
+  const name = key.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')
+  const keyRe = new RegExp(`^\\s*["']?${name}["']?\\s*=`)
+  // A top-level key may also be written as a table header: [key] or [[key]].
+  const headerRe = new RegExp(`^\\s*\\[\\[?\\s*["']?${name}["']?\\s*\\]`)
+  const shareHeader = /^\s*\[\[\s*share\s*\]\]/
   let shareSeen = -1
   let inTable = false
-  const keyRe = new RegExp(`^\\s*["']?${key.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}["']?\\s*=`)
+  let header: number | undefined
   for (let i = 0; i < lines.length; i++) {
     const l = lines[i]!
-    if (/^\s*\[\[\s*share\s*\]\]/.test(l)) { shareSeen++; inTable = true; if (key === 'share' && share === undefined) return i + 1; continue }
-    if (/^\s*\[/.test(l)) { inTable = true; if (key === 'share' && share === undefined && /^\s*\[\s*share\b/.test(l)) return i + 1; continue }
-    if (!keyRe.test(l)) continue
-    if (share === undefined ? !inTable : shareSeen === share) return i + 1
+    if (/^\s*\[/.test(l)) {
+      inTable = true
+      if (shareHeader.test(l) && ++shareSeen === share) header = i + 1
+      if (share === undefined && headerRe.test(l)) return i + 1
+    } else if (keyRe.test(l) && (share === undefined ? !inTable : shareSeen === share)) return i + 1
   }
-  if (share !== undefined) {
-    // A missing key: point at the table's header.
-    let seen = -1
-    for (let i = 0; i < lines.length; i++) if (/^\s*\[\[\s*share\s*\]\]/.test(lines[i]!) && ++seen === share) return i + 1
-  }
-  return undefined
+  // A missing key of a [[share]]: its header.
+  return header
 }
 
 /** The listen address when neither --listen nor the config file names one. */
