@@ -3,6 +3,7 @@
 
 export type SwarmErrorCode =
   | 'ERR_BAD_ARGUMENT'       // invalid CLI flag or API argument
+  | 'ERR_CONFIG'             // a bad config file or secret file (missing, unreadable, unknown key, wrong type)
   | 'ERR_NOT_A_DIRECTORY'    // a shared folder is missing or not a directory
   | 'ERR_STATE_DIR'          // state dir cannot be created or written
   | 'ERR_ADDRESS_IN_USE'     // the listen port is taken

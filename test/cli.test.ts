@@ -43,11 +43,12 @@ test('swarm secret and swarm id', () => {
   } finally { rmSync(state, { recursive: true, force: true }) }
 })
 
-test('bad input: one clear line, non-zero exit', () => {
+test('bad input: one clear line, exit 3 for a bad setup', () => {
   const base = mkdtempSync(join(tmpdir(), 'swarm-cli-'))
   try {
-    const missing = run(['share', join(base, 'nope'), '--secret', SECRET, '--state', join(base, 'st'), '--listen', '127.0.0.1:0'])
-    assert.equal(missing.status, 1)
+    // The secret from the environment: --secret would add its warning about ps to stderr.
+    const missing = run(['share', join(base, 'nope'), '--state', join(base, 'st'), '--listen', '127.0.0.1:0'], { SWARM_SECRET: SECRET })
+    assert.equal(missing.status, 3)
     assert.match(missing.stderr, /does not exist \(ERR_NOT_A_DIRECTORY\)/)
     assert.equal(missing.stderr.trim().split('\n').length, 1)
     writeFileSync(join(base, 'file'), 'x')
@@ -56,20 +57,21 @@ test('bad input: one clear line, non-zero exit', () => {
     mkdirSync(join(base, 'dir'))
     const noSecret = run(['share', join(base, 'dir'), '--state', join(base, 'st'), '--listen', '127.0.0.1:0'], { SWARM_SECRET: '' })
     assert.match(noSecret.stderr, /no cluster secret/)
+    assert.equal(noSecret.status, 2)
     const badState = run(['share', join(base, 'dir'), '--secret', SECRET, '--state', join(base, 'file', 'st'), '--listen', '127.0.0.1:0'])
-    assert.equal(badState.status, 1)
+    assert.equal(badState.status, 3)
     assert.match(badState.stderr, /ERR_STATE_DIR/)
   } finally { rmSync(base, { recursive: true, force: true }) }
 })
 
-test('port in use is a one-line error', async () => {
+test('port in use is a one-line error, exit 3', async () => {
   const base = mkdtempSync(join(tmpdir(), 'swarm-cli-'))
   const sock = dgram.createSocket('udp4')
   await new Promise<void>(resolve => sock.bind(0, '127.0.0.1', resolve))
   try {
     mkdirSync(join(base, 'dir'))
     const r = run(['share', join(base, 'dir'), '--secret', SECRET, '--state', join(base, 'st'), '--listen', `127.0.0.1:${sock.address().port}`])
-    assert.equal(r.status, 1)
+    assert.equal(r.status, 3)
     assert.match(r.stderr, /ERR_ADDRESS_IN_USE/)
   } finally { sock.close(); rmSync(base, { recursive: true, force: true }) }
 })

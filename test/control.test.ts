@@ -262,16 +262,16 @@ test('the control socket refuses other users', async (t) => {
   } finally { await server.close(); rmSync(base, { recursive: true, force: true }) }
 })
 
-test('swarm <job> with no node running: one line, exit 1', () => {
+test('swarm <job> with no node running: one line, exit 4', () => {
   const base = mkdtempSync(join(tmpdir(), 'swarm-ctl-'))
   try {
     const r = spawnSync(process.execPath, [BIN, 'ls', '--state', base], { encoding: 'utf8', timeout: 30_000 })
-    assert.equal(r.status, 1)
+    assert.equal(r.status, 4)
     assert.match(r.stderr, /^swarm: no swarm node is running for state dir /)
     assert.equal(r.stderr.trim().split('\n').length, 1)
     const usage = spawnSync(process.execPath, [BIN, 'get', '--state', base], { encoding: 'utf8', timeout: 30_000 })
     assert.equal(usage.status, 2)
-    assert.match(usage.stderr, /usage: swarm get <name\|root>/)
+    assert.match(usage.stderr, /missing required argument 'name\|root'\nusage: swarm get \[options\] <name\|root> \[dest\]/)
   } finally { rmSync(base, { recursive: true, force: true }) }
 })
 

@@ -1,6 +1,6 @@
 // `swarm demo`: three nodes on this machine, each replicating its own temp folder, with a small
 // and a large file written into the first one and watched arriving at the other two.
-import { mkdtempSync, writeFileSync, readFileSync, rmSync, existsSync } from 'node:fs'
+import { mkdtempSync, mkdirSync, writeFileSync, readFileSync, rmSync, existsSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { randomBytes } from 'node:crypto'
@@ -14,7 +14,6 @@ export async function demo (): Promise<number> {
   try {
     for (let i = 0; i < 3; i++) {
       const dir = join(base, `node${i}`, 'uploads')
-      const { mkdirSync } = await import('node:fs')
       mkdirSync(dir, { recursive: true })
       const node = await startNode({
         stateDir: join(base, `node${i}`, 'state'), secret, listen: '127.0.0.1:0',

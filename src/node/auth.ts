@@ -72,5 +72,14 @@ export function verifyProof (key: Buffer, mac: Buffer, role: AuthRole, senderId:
   return mac.length === expected.length && timingSafeEqual(mac, expected)
 }
 
-/** A new random cluster secret, as printed by `swarm secret`. */
-export function newSecret (): string { return randomBytes(32).toString('base64url') }
+/**
+ * A new random cluster secret, as printed by `swarm secret`: 32 random bytes in base64url. One
+ * draw in 64 starts with '-', which a command line would take for a flag (`--secret -abc...`):
+ * such draws are thrown away (the secret keeps 256 bits less a fraction of one).
+ */
+export function newSecret (): string {
+  for (;;) {
+    const secret = randomBytes(32).toString('base64url')
+    if (!secret.startsWith('-')) return secret
+  }
+}
