@@ -13,8 +13,14 @@ export { SwarmError, isSwarmError, type SwarmErrorCode } from './errors.js'
 export type { Share } from './sync/share.js'
 export type { Entry } from './model/entry.js'
 export type * from './jobs/types.js'
+export type { NodeStatus, PeerStatus, ShareStatus } from './node/status.js'
+export type { ProgressInfo, SummaryInfo } from './node/activity.js'
+export type { PeerRecord } from './node/peer-records.js'
+export { SHARE_MODES, type ShareMode } from './model/share-mode.js'
 /** Talks to a node already running on a state dir (its control socket), as the CLI's job commands do. */
 export { callControl } from './control/client.js'
+/** Serves a node's Prometheus metrics, status page and status JSON on an HTTP address (what --metrics does). */
+export { serveNodeHttp } from './http/index.js'
 
 /** Creates and starts a node; rejects with a SwarmError (bad folder, port in use, ...) and leaves nothing running. */
 export async function startNode (opts: NodeOptions): Promise<SwarmNode> {

@@ -4,54 +4,15 @@
 // key and its line.
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
 import { mkdtempSync, mkdirSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join, dirname } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { createInterface } from 'node:readline'
-import * as dgram from 'node:dgram'
+import { start, run, freeUdpPort, type Event } from './cli-helpers.js'
 import { loadConfig, nodeSettings } from '../src/cli/config.js'
 import { parseHostPort } from '../src/node/address.js'
 
-const BIN = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'bin', 'swarm.js')
 const SECRET = 'config-test-secret-0123456789'
-
-type Event = Record<string, unknown>
-
-/** Starts `swarm <args>` and collects its JSON lines; stop() sends SIGTERM and waits for exit 0. */
-function start (args: string[], cwd: string) {
-  const proc: ChildProcess = spawn(process.execPath, [BIN, ...args], { cwd, stdio: ['ignore', 'pipe', 'pipe'] })
-  const events: Event[] = []
-  let stderr = ''
-  proc.stderr!.on('data', d => { stderr += d })
-  createInterface({ input: proc.stdout! }).on('line', l => { try { events.push(JSON.parse(l)) } catch {} })
-  const until = async (cond: () => boolean, ms = 20_000) => {
-    const end = Date.now() + ms
-    while (!cond()) {
-      if (Date.now() > end || proc.exitCode !== null) throw new Error(`timed out; stderr: ${stderr}`)
-      await new Promise(r => setTimeout(r, 20))
-    }
-  }
-  const stop = async () => {
-    if (proc.exitCode !== null) return proc.exitCode
-    proc.kill('SIGTERM')
-    return await new Promise<number | null>(r => proc.once('exit', r))
-  }
-  return { events, until, stop }
-}
-
-function run (args: string[], cwd?: string) {
-  return spawnSync(process.execPath, [BIN, ...args], { encoding: 'utf8', timeout: 30_000, cwd })
-}
-
-async function freeUdpPort (): Promise<number> {
-  const sock = dgram.createSocket('udp4')
-  await new Promise<void>(resolve => sock.bind(0, '127.0.0.1', resolve))
-  const port = sock.address().port
-  await new Promise<void>(resolve => sock.close(() => resolve()))
-  return port
-}
 
 const logs = (events: Event[]) => events.filter(e => e.event === 'log').map(e => String(e.message))
 
@@ -71,7 +32,7 @@ test('config file and flags: the file sets the node up, flags win, folders add u
     'state = "state"',
     'json = true',
     'quiet = true',
-    'metrics = "127.0.0.1:9091"',
+    'metrics = "127.0.0.1:0"',
     '',
     '[[share]]',
     'dir = "alpha"',
@@ -90,7 +51,7 @@ test('config file and flags: the file sets the node up, flags win, folders add u
       assert.equal(a.events.find(e => e.event === 'scan-done')!.share, 'photos')
       const said = logs(a.events)
       assert.ok(said.includes(`share ${join(etc, 'alpha')} as photos (receive-only, ignoring *.tmp)`), said.join('\n'))
-      assert.ok(said.some(l => l.startsWith(`state ${join(etc, 'state')},`) && l.includes('metrics 127.0.0.1:9091')), said.join('\n'))
+      assert.ok(said.some(l => l.startsWith(`state ${join(etc, 'state')},`) && l.includes('metrics 127.0.0.1:0')), said.join('\n'))
     } finally { assert.equal(await a.stop(), 0) }
 
     // Flags over the file: --listen wins; a folder on the command line is added, with its own mode.

@@ -1,11 +1,13 @@
 // Owns running a node in the foreground for `swarm share` and `swarm daemon`: the flags both
 // commands take (declared once, for commander), their settings combined with --config, the
-// node's events printed (node-events.ts), the control socket the job commands talk to, and a
-// clean stop on SIGINT/SIGTERM.
+// node's events printed (node-events.ts), the control socket the job commands and `swarm status`
+// talk to, the opt-in HTTP metrics and status page listener (--metrics), and a clean stop on
+// SIGINT/SIGTERM.
 import { Command, InvalidArgumentError, Option } from 'commander'
 import { SwarmNode, type ShareSpec } from '../node/node.js'
 import { SwarmError } from '../errors.js'
-import { startControlServer } from '../control/server.js'
+import { startControlServer, type ControlServer } from '../control/server.js'
+import { serveNodeHttp, type HttpServer } from '../http/index.js'
 import { parseHostPort } from '../node/address.js'
 import { DEFAULT_SHARE_MODE, type ShareMode } from '../model/share-mode.js'
 import { DEFAULT_LISTEN, nodeSettings, type NodeFlags, type NodeSettings } from './config.js'
@@ -90,14 +92,20 @@ export async function runNode (settings: NodeSettings): Promise<number> {
   const out = linePrinter(settings.output)
   for (const w of settings.warnings) out.log('warn', w)
   if (settings.output.verbose) describeSettings(settings, out)
-  const { metrics: _metrics, ...nodeOptions } = settings.options
+  const { metrics, ...nodeOptions } = settings.options
   const node = new SwarmNode(nodeOptions)
   printNodeEvents(node, out)
-  let control
+  let control: ControlServer | undefined
+  let http: HttpServer | undefined
   try {
     await node.start()
-    control = await startControlServer(node.stateDir, node.jobs, (level, message) => node.log(level, message))
+    control = await startControlServer(node.stateDir, node.jobs, (level, message) => node.log(level, message), () => node.status())
+    if (metrics !== undefined) {
+      http = await serveNodeHttp(node, metrics)
+      if (!isLoopback(metrics)) out.log('warn', `the metrics and status page listener ${metrics} is not a loopback address and has no password: anyone who can reach it sees this node's peers, shares and file names`)
+    }
   } catch (err) {
+    await control?.close().catch(() => {})
     await node.stop().catch(() => {})
     // What the node said while starting comes before the error line.
     out.flush()
@@ -109,8 +117,15 @@ export async function runNode (settings: NodeSettings): Promise<number> {
     process.once('SIGTERM', stop)
   })
   // The control socket first: running jobs are aborted while the node can still tidy up after them.
+  await http?.close()
   await control.close()
   await node.stop()
   out.flush()
   return 0
+}
+
+/** Whether a host:port listens on this machine only (127.0.0.0/8, ::1, localhost). */
+export function isLoopback (address: string): boolean {
+  const { host } = parseHostPort(address)
+  return host === 'localhost' || host === '::1' || /^127\./.test(host)
 }

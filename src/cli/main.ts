@@ -4,7 +4,8 @@
 // (daemon.ts), the job commands talk to a running node over its control socket (jobs.ts).
 // Errors are not printed here: they reach bin/swarm.js, which turns them into an exit code
 // (exit-codes.ts) and one line, or one JSON object under --json.
-import { readFileSync, writeFileSync } from 'node:fs'
+import { writeFileSync } from 'node:fs'
+import { resolve } from 'node:path'
 import { Command, Option } from 'commander'
 import { generateSecret, nodeId } from '../index.js'
 import { SwarmError } from '../errors.js'
@@ -13,6 +14,8 @@ import { addNodeOptions, daemon, share, typedOptions } from './daemon.js'
 import { addJobCommands } from './jobs.js'
 import { EXIT_CODES_HELP, EXIT_OK } from './exit-codes.js'
 import type { NodeFlags } from './config.js'
+import { statusCommand, type StatusView } from './status.js'
+import { packageVersion } from '../node/status.js'
 
 /** Whether a fatal error is reported as JSON: --json on the command line, or json = true in the config. */
 export const cliOutput = { json: false }
@@ -24,12 +27,6 @@ const ENVIRONMENT_HELP = `Environment:
   SWARM_SECRET   the cluster secret, when neither --secret nor --secret-file (nor secret_file
                  in --config) gives one
   SWARM_STATE    the default --state dir`
-
-function packageVersion (): string {
-  // dist/src/cli/main.js → package.json at the repository root.
-  const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string }
-  return pkg.version
-}
 
 /** `swarm secret --out <file>`: a new file only, mode 0600 from its first byte. */
 function writeSecretFile (file: string): void {
@@ -74,6 +71,22 @@ function buildProgram (done: (code: number) => void): Command {
     .action(async (_opts: unknown, cmd: Command) => { done(await daemon(typedOptions<NodeFlags>(cmd), remember)) })
 
   addJobCommands(program, done)
+
+  const views: Array<[StatusView, string, string]> = [
+    ['status', "this node: its peers, shares, transfers and recent errors", "Show this node's address and version, each peer (connected or not, since when, bytes both ways), each share (files, bytes, root, in sync with whom, what is left to fetch and to send), transfers in flight with rate and ETA, and the last warnings and errors."],
+    ['peers', 'the peers of this node', 'Show each peer this node knows: connected or not, since when, address, bytes sent and received, shares in common.'],
+    ['shares', 'the shares of this node', 'Show each share: folder, mode, files, bytes, root, in sync with whom, what is left to fetch from and to send to each peer.']
+  ]
+  for (const [view, summary, description] of views) {
+    program.command(view)
+      .summary(summary)
+      .description(`${description} Asks the node running on --state (swarm share or swarm daemon).`)
+      .option('--state <dir>', 'the state dir of the running node (default: $SWARM_STATE or ~/.local/state/swarm)')
+      .option('--json', 'print it as one JSON value')
+      .action(async (opts: { state?: string, json?: boolean }) => {
+        done(await statusCommand(view, { state: resolve(opts.state ?? defaultStateDir()), json: opts.json === true }))
+      })
+  }
 
   program.command('secret')
     .summary('make a new random cluster secret')

@@ -7,7 +7,7 @@
 import * as http from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { SwarmError } from '../errors.js'
-import { parseHostPort } from '../node/address.js'
+import { joinHostPort, parseHostPort } from '../node/address.js'
 import { PAGE_HTML, PAGE_SCRIPT, PAGE_STYLE } from './page.js'
 
 /** The page's live view is pushed this often. */
@@ -39,10 +39,6 @@ const SECURITY_HEADERS = {
   'content-security-policy': "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; img-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
 }
 
-export function formatAddress (host: string, port: number): string {
-  return host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`
-}
-
 export async function startHttpServer (source: HttpSource, listen: string, log: Log = () => {}): Promise<HttpServer> {
   const { host, port } = parseHostPort(listen)
   const streams = new Set<http.ServerResponse>()
@@ -60,7 +56,7 @@ export async function startHttpServer (source: HttpSource, listen: string, log: 
   })
   server.on('error', err => log('warn', `metrics listener: ${err.message}`))
   const bound = server.address() as AddressInfo
-  const address = formatAddress(bound.address, bound.port)
+  const address = joinHostPort(bound.address, bound.port)
   const timer = setInterval(() => {
     if (streams.size === 0) return
     const frame = eventFrame(source)

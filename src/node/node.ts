@@ -25,7 +25,7 @@ import { ContentExchange, blobPartialKey, type FetchedEvent } from './content.js
 import { SwarmError } from '../errors.js'
 import { shareIdProblem } from '../model/rules.js'
 import type { PeerAddress, ShareInfo, WireEntry } from '../wire/control.js'
-import { parseHostPort } from './address.js'
+import { joinHostPort, parseHostPort } from './address.js'
 import { Dialer, type RedialTimings } from './dialer.js'
 import { ConnReports } from './conn-reports.js'
 import type { PeerRecord } from './peer-records.js'
@@ -204,7 +204,7 @@ export class SwarmNode extends EventEmitter<NodeEvents> implements SessionHost {
   get peerId (): string { return this.identity.peerId }
   /** Short id used in version vectors and conflict names. */
   get shortId (): string { return this.identity.peerId.slice(-8) }
-  get address (): string { return this.listener === null ? '' : `${this.listener.host}:${this.listener.port}` }
+  get address (): string { return this.listener === null ? '' : joinHostPort(this.listener.host, this.listener.port) }
   get port (): number { return this.listener?.port ?? 0 }
   connectedPeers (): string[] { return [...this.sessions.values()].filter(s => s.ready).map(s => s.peerId) }
   /** Each connected peer and the stream bytes sent to and received from it on the current connection. */
@@ -285,7 +285,7 @@ export class SwarmNode extends EventEmitter<NodeEvents> implements SessionHost {
     const out: NodeInfo[] = [{ peerId: this.peerId, address: this.address, connected: true, self: true }]
     for (const s of this.sessions.values()) {
       if (!s.ready) continue
-      const addr = s.listenAddress === null ? s.conn.remoteAddress : `${s.listenAddress.ip}:${s.listenAddress.port}`
+      const addr = s.listenAddress === null ? s.conn.remoteAddress : joinHostPort(s.listenAddress.ip, s.listenAddress.port)
       out.push({ peerId: s.peerId, address: addr, connected: true })
     }
     for (const [peerId, address] of this.dialer.learned) if (!out.some(n => n.peerId === peerId)) out.push({ peerId, address, connected: false })
