@@ -8,7 +8,7 @@
 //
 // It only listens to the node's own events and polls the running downloads while there are any:
 // an idle node runs no timer here.
-import type { TransferInfo, FetchedEvent } from './content.js'
+import type { SwarmNode } from './node.js'
 
 /** Downloads smaller than this finish before a progress line would help: no progress events. */
 export const PROGRESS_MIN_BYTES = 8 * 1024 * 1024
@@ -52,20 +52,8 @@ export interface LogRecord { time: number, level: 'warn' | 'error', message: str
 
 export interface ShareCounters { updated: number, deleted: number, conflicts: number }
 
-/** The events of SwarmNode this module reads and writes (a structural slice of NodeEvents). */
-export interface ActivityHost {
-  readonly peerId: string
-  on (event: 'file-updated', fn: (e: { share: string, path: string, size: number, from: string }) => void): unknown
-  on (event: 'file-deleted', fn: (e: { share: string, path: string, from: string }) => void): unknown
-  on (event: 'conflict', fn: (e: { share: string }) => void): unknown
-  on (event: 'fetched', fn: (e: FetchedEvent) => void): unknown
-  on (event: 'log', fn: (e: { level: string, message: string }) => void): unknown
-  on (event: 'peer-connected', fn: (e: { peerId: string, address: string }) => void): unknown
-  on (event: 'peer-disconnected', fn: (e: { peerId: string, reason: string }) => void): unknown
-  transfers (): TransferInfo[]
-  emitProgress (p: ProgressInfo): void
-  emitSummary (s: SummaryInfo): void
-}
+/** What this module reads and writes of the node: its events, and the downloads in flight. */
+export type ActivityHost = Pick<SwarmNode, 'peerId' | 'on' | 'emit' | 'transfers'>
 
 interface Burst extends SummaryInfo { started: number, last: number }
 
@@ -135,7 +123,7 @@ export class NodeActivity {
       this.progressTimer = null
       return
     }
-    for (const p of all) if (p.size >= PROGRESS_MIN_BYTES && p.bytes < p.size) this.host.emitProgress(p)
+    for (const p of all) if (p.size >= PROGRESS_MIN_BYTES && p.bytes < p.size) this.host.emit('transfer-progress', p)
   }
 
   private count (share: string): ShareCounters {
@@ -166,7 +154,7 @@ export class NodeActivity {
       if (!all && now - b.last < SUMMARY_QUIET_MS) continue
       this.bursts.delete(key)
       const { started, last, ...info } = b
-      this.host.emitSummary({ ...info, seconds: (last - started) / 1000 })
+      this.host.emit('summary', { ...info, seconds: (last - started) / 1000 })
     }
     if (this.bursts.size > 0 && !this.stopped && this.burstTimer === null) {
       this.burstTimer = setTimeout(() => { this.burstTimer = null; this.flushBursts(false) }, SUMMARY_QUIET_MS)

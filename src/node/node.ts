@@ -21,9 +21,9 @@ import type { Connection, Listener, Transport } from '../transport/types.js'
 import { createQuicTransport } from '../transport/quic.js'
 import { loadOrCreateIdentity, type Identity } from '../transport/identity.js'
 import { serveWire } from '../swarm/serve.js'
-import { ContentExchange, blobPartialKey, type FetchedEvent } from './content.js'
+import { ContentExchange, blobPartialKey, type FetchedEvent, type TransferInfo } from './content.js'
 import { SwarmError } from '../errors.js'
-import { shareIdProblem } from '../model/rules.js'
+import { checkFolder, checkShareId, checkShareSpecs, prepareStateDir } from './setup-checks.js'
 import type { PeerAddress, ShareInfo, WireEntry } from '../wire/control.js'
 import { joinHostPort, parseHostPort } from './address.js'
 import { Dialer, type RedialTimings } from './dialer.js'
@@ -173,13 +173,7 @@ export class SwarmNode extends EventEmitter<NodeEvents> implements SessionHost {
       openSession: conn => this.openSession(conn),
       log: (level, msg) => this.log(level, msg)
     }, opts.redial)
-    this.activity = new NodeActivity({
-      get peerId () { return node.peerId },
-      on: (event: string, fn: (...args: any[]) => void) => this.on(event as keyof NodeEvents, fn as never),
-      transfers: () => this.content.transfers(),
-      emitProgress: p => this.emit('transfer-progress', p),
-      emitSummary: s => this.emit('summary', s)
-    }, opts.progressIntervalMs)
+    this.activity = new NodeActivity(this, opts.progressIntervalMs)
     this.statusBuilder = new StatusBuilder({
       get peerId () { return node.peerId },
       get address () { return node.address },
@@ -194,6 +188,9 @@ export class SwarmNode extends EventEmitter<NodeEvents> implements SessionHost {
       learned: () => this.dialer.learned
     })
   }
+
+  /** The downloads in flight: what they fetch, how far they are, from how many holders. */
+  transfers (): TransferInfo[] { return this.content.transfers() }
 
   /** A snapshot of this node, its peers, shares and transfers (status.ts): what `swarm status` prints. */
   status (): NodeStatus {
@@ -220,17 +217,8 @@ export class SwarmNode extends EventEmitter<NodeEvents> implements SessionHost {
 
   async start (): Promise<void> {
     // Validate every folder before anything else: a typo must not start a half-configured node.
-    const specs = (this.opts.shares ?? []).map(s => ({ ...s, dir: checkFolder(s.dir), id: checkShareId(s.id ?? basename(resolve(s.dir))) }))
-    const ids = new Set<string>()
-    for (const s of specs) {
-      if (ids.has(s.id)) throw new SwarmError('ERR_BAD_ARGUMENT', `two folders share the id '${s.id}'; give one of them another id with <dir>=<id>`)
-      ids.add(s.id)
-    }
-    try { fs.mkdirSync(this.stateDir, { recursive: true, mode: 0o700 }); fs.accessSync(this.stateDir, fs.constants.W_OK) } catch (err) {
-      throw new SwarmError('ERR_STATE_DIR', `state dir ${this.stateDir} is not writable: ${(err as Error).message}`)
-    }
-    const trust = stateDirProblem(this.stateDir)
-    if (trust !== null) throw new SwarmError('ERR_STATE_DIR', trust)
+    const specs = checkShareSpecs(this.opts.shares ?? [])
+    prepareStateDir(this.stateDir)
     // The lock comes first: a second process on this state dir stops here, before touching anything.
     this.lock = new StateLock(this.stateDir)
     try {
@@ -525,33 +513,4 @@ export class SwarmNode extends EventEmitter<NodeEvents> implements SessionHost {
   // ---- content ------------------------------------------------------------------------------
 
   fetch (share: Share, entry: Entry, from: string): Promise<string> { return this.content.fetch(share, entry, from) }
-}
-
-/**
- * Why another local user could tamper with this state dir (replace the control socket, read the
- * index), or null. It holds the node's key and its control socket: it must be ours and closed to
- * others' writes.
- */
-export function stateDirProblem (dir: string): string | null {
-  const st = fs.statSync(dir)
-  const uid = process.getuid?.()
-  if (uid !== undefined && st.uid !== uid) return `state dir ${dir} belongs to uid ${st.uid}, not to you (uid ${uid}); use a state dir of your own`
-  if ((st.mode & 0o022) !== 0) return `state dir ${dir} is writable by other users (mode ${(st.mode & 0o777).toString(8)}); chmod 700 it`
-  return null
-}
-
-function checkShareId (id: string): string {
-  const problem = id === CATALOG_ID ? 'reserved for the jobs catalog' : shareIdProblem(id)
-  if (problem !== null) throw new SwarmError('ERR_BAD_ARGUMENT', `share id ${JSON.stringify(id)}: ${problem}; give another with <dir>=<id>`)
-  return id
-}
-
-function checkFolder (dir: string): string {
-  const abs = resolve(dir)
-  let st: fs.Stats
-  try { st = fs.statSync(abs) } catch {
-    throw new SwarmError('ERR_NOT_A_DIRECTORY', `shared folder ${abs} does not exist`)
-  }
-  if (!st.isDirectory()) throw new SwarmError('ERR_NOT_A_DIRECTORY', `shared folder ${abs} is not a directory`)
-  return abs
 }
