@@ -35,6 +35,12 @@ test('IgnoreRules: defaults, gitignore semantics, .swarmignore itself, and which
   assert.equal(IgnoreRules.of('*.log\nbuild/\n*.tmp\n# a comment\n!keep.log\n', ['private']).mayUnignore(r.patterns), false)
   assert.equal(IgnoreRules.of('*.log\n!keep.log\n', ['private']).mayUnignore(r.patterns), true)
   assert.equal(IgnoreRules.of('*.log\nbuild/\n!keep.log\n!x.log\n', ['private']).mayUnignore(r.patterns), true)
+  // Order matters (the last matching pattern decides): '!keep.log' moved after '*.log' brings keep.log back.
+  const ignoredKeep = IgnoreRules.of('!keep.log\n*.log\n')
+  const movedBang = IgnoreRules.of('*.log\n!keep.log\n')
+  assert.equal(ignoredKeep.ignores('keep.log', false), true)
+  assert.equal(movedBang.ignores('keep.log', false), false)
+  assert.equal(movedBang.mayUnignore(ignoredKeep.patterns), true, 'a moved pattern may unignore')
   // Many lookups: the matcher is rebuilt underneath, answers stay the same.
   for (let i = 0; i < 120_000; i++) assert.equal(r.ignores(`d${i % 50}/f${i}.log`, false), true)
 })

@@ -16,6 +16,14 @@ export const EVENTS_INTERVAL_MS = 1000
 export const MAX_EVENT_CLIENTS = 32
 /** A request that has not sent its headers by then is dropped. */
 const HEADERS_TIMEOUT_MS = 10_000
+/**
+ * An event stream whose reader has this many bytes not yet taken is closed: it stopped reading
+ * (a suspended tab, a stuck client), and every frame would otherwise wait in this process's memory.
+ */
+export const MAX_EVENT_BACKLOG_BYTES = 4 * 1024 * 1024
+
+/** The part of a response an event stream uses. */
+export type EventStream = Pick<http.ServerResponse, 'writableLength' | 'write' | 'destroy'>
 
 /** What the listener reads from the node: a snapshot, and the metrics text. */
 export interface HttpSource {
@@ -59,8 +67,8 @@ export async function startHttpServer (source: HttpSource, listen: string, log: 
   const address = joinHostPort(bound.address, bound.port)
   const timer = setInterval(() => {
     if (streams.size === 0) return
-    const frame = eventFrame(source)
-    for (const res of streams) res.write(frame)
+    const frame = eventFrame(source, log)
+    if (frame !== null) pushFrame(streams, frame)
   }, EVENTS_INTERVAL_MS)
   timer.unref()
   let closing: Promise<void> | null = null
@@ -79,9 +87,28 @@ export async function startHttpServer (source: HttpSource, listen: string, log: 
   }
 }
 
-function eventFrame (source: HttpSource): string {
+/** Writes one frame to every open event stream, and closes those whose reader fell MAX_EVENT_BACKLOG_BYTES behind. */
+export function pushFrame (streams: Set<EventStream>, frame: string): void {
+  for (const res of streams) {
+    if (res.writableLength > MAX_EVENT_BACKLOG_BYTES) { streams.delete(res); res.destroy(); continue }
+    res.write(frame)
+  }
+}
+
+/** The node's status as JSON, or null (logged) if taking it failed: a request must never take the node down. */
+function statusJson (source: HttpSource, log: Log): string | null {
+  try {
+    return JSON.stringify(source.status())
+  } catch (err) {
+    log('warn', `status for the HTTP listener failed: ${(err as Error).message}`)
+    return null
+  }
+}
+
+function eventFrame (source: HttpSource, log: Log): string | null {
+  const json = statusJson(source, log)
   // JSON has no raw newlines, so one `data:` line carries it whole.
-  return `event: status\ndata: ${JSON.stringify(source.status())}\n\n`
+  return json === null ? null : `event: status\ndata: ${json}\n\n`
 }
 
 function send (res: http.ServerResponse, status: number, type: string, body: string, head: boolean): void {
@@ -102,9 +129,14 @@ function handle (source: HttpSource, streams: Set<http.ServerResponse>, req: htt
     case '/app.js': send(res, 200, 'text/javascript; charset=utf-8', PAGE_SCRIPT, head); return
     case '/app.css': send(res, 200, 'text/css; charset=utf-8', PAGE_STYLE, head); return
     case '/favicon.ico': res.writeHead(204, SECURITY_HEADERS); res.end(); return   // browsers ask; nothing to show
-    case '/status.json': send(res, 200, 'application/json; charset=utf-8', JSON.stringify(source.status()) + '\n', head); return
+    case '/status.json': {
+      const json = statusJson(source, log)
+      if (json === null) send(res, 500, 'text/plain; charset=utf-8', 'status failed\n', head)
+      else send(res, 200, 'application/json; charset=utf-8', json + '\n', head)
+      return
+    }
     case '/metrics':
-      source.metrics().then(
+      Promise.resolve().then(() => source.metrics()).then(
         m => send(res, 200, m.contentType, m.text, head),
         err => { log('warn', `metrics: ${(err as Error).message}`); send(res, 500, 'text/plain; charset=utf-8', 'metrics failed\n', head) }
       )
@@ -113,7 +145,7 @@ function handle (source: HttpSource, streams: Set<http.ServerResponse>, req: htt
       if (streams.size >= MAX_EVENT_CLIENTS) { send(res, 503, 'text/plain; charset=utf-8', 'too many open event streams\n', head); return }
       res.writeHead(200, { ...SECURITY_HEADERS, 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-store', connection: 'keep-alive' })
       if (head) { res.end(); return }
-      res.write(`retry: ${EVENTS_INTERVAL_MS}\n` + eventFrame(source))
+      res.write(`retry: ${EVENTS_INTERVAL_MS}\n` + (eventFrame(source, log) ?? ''))
       streams.add(res)
       res.on('close', () => streams.delete(res))
       return

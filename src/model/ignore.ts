@@ -70,14 +70,18 @@ export class IgnoreRules {
   }
 
   /**
-   * Whether these rules may leave unignored a path `before` ignored: a pattern was removed, or a
-   * re-including '!' pattern was added. Adding plain patterns only ever ignores more.
+   * Whether these rules may leave unignored a path `before` ignored: a pattern was removed or
+   * moved, or a re-including '!' pattern was added. The last matching pattern decides, so with
+   * the earlier patterns all still there in the same order, added plain patterns only ever ignore
+   * more; moving one ('!keep' from before '*' to after it) can bring paths back.
    */
   mayUnignore (before: readonly string[]): boolean {
-    const now = new Set(this.patterns)
-    if (before.some(p => !now.has(p))) return true
-    const had = new Set(before)
-    return this.patterns.some(p => !had.has(p) && p.startsWith('!'))
+    let kept = 0   // how many of `before`, in order, are found among the patterns so far
+    for (const p of this.patterns) {
+      if (kept < before.length && p === before[kept]) kept++
+      else if (p.startsWith('!')) return true
+    }
+    return kept < before.length
   }
 }
 

@@ -19,6 +19,11 @@ export const SUMMARY_QUIET_MS = 700
 /** How many finished transfers and warning/error lines status keeps. */
 export const KEEP_FINISHED = 20
 export const KEEP_ERRORS = 20
+/**
+ * Peers that went away remembered at most (the most recent ones): status asks the index about
+ * each of them per share, and peer ids cost whoever holds the secret nothing.
+ */
+export const KEEP_DEPARTED = 1_000
 
 export interface ProgressInfo {
   share: string, path: string, size: number, bytes: number,
@@ -86,7 +91,10 @@ export class NodeActivity {
     })
     host.on('peer-connected', e => { this.addresses.set(e.peerId, e.address); this.departed.delete(e.peerId) })
     host.on('peer-disconnected', e => {
+      this.departed.delete(e.peerId)   // re-inserted last: the map stays in order of departure
       this.departed.set(e.peerId, { address: this.addresses.get(e.peerId) ?? '', at: Date.now(), reason: e.reason })
+      this.addresses.delete(e.peerId)
+      if (this.departed.size > KEEP_DEPARTED) this.departed.delete(this.departed.keys().next().value!)
     })
   }
 

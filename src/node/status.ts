@@ -2,11 +2,15 @@
 // node, its peers, its shares (how far behind, in sync with whom), the transfers in flight and
 // the recent past (activity.ts). `swarm status`, the metrics and the status page all read it.
 //
-// Cost: everything comes from memory except three index queries per share. The live-file totals
+// Cost: everything comes from memory except a few index queries per share. The live-file totals
 // are one pass over a share's rows (~0.1 s per million files): they are reused while the share's
 // root is unchanged (same root, same entries), and on a big share that keeps changing, for up to
-// TOTALS_TTL_MS. The pending and not-yet-acknowledged counts use the (share, seq) index and the
-// small pending table.
+// TOTALS_TTL_MS. The pending counts and each peer's not-yet-acknowledged count can be as costly:
+// a peer that never acknowledged (a new one, or one that never will) makes its count a pass over
+// every row of the share (~0.5 s per million files), and the pending table of a node catching up
+// holds every file it lacks. Status is asked for every second by the page and on every scrape, so
+// a count that took SLOW_COUNT_MS or more is reused for SLOW_COUNT_REUSE times as long as it took:
+// counting never takes more than a small share of the node's time, however big the share.
 import type { IndexDb, ItemsBytes } from '../store/db.js'
 import type { Share } from '../sync/share.js'
 import type { ShareMode } from '../model/share-mode.js'
@@ -20,6 +24,12 @@ import { readFileSync } from 'node:fs'
 export const TOTALS_TTL_MS = 10_000
 /** Shares with more files than this count as big for TOTALS_TTL_MS. */
 export const TOTALS_BIG_SHARE = 100_000
+/** A pending or unacknowledged count that took this long (ms) is reused instead of run again at once. */
+export const SLOW_COUNT_MS = 5
+/** ... for this many times as long as it took (at most ~1/SLOW_COUNT_REUSE of the time goes to counting). */
+export const SLOW_COUNT_REUSE = 50
+/** ... but never longer than this (ms): a stale count stays a recent one. */
+export const SLOW_COUNT_MAX_REUSE_MS = 60_000
 
 export interface PeerStatus {
   peerId: string | null
@@ -115,12 +125,17 @@ export function packageVersion (): string {
 
 export class StatusBuilder {
   private readonly totalsCache = new Map<string, { at: number, root: string, value: ItemsBytes }>()
+  /** Slow counts, by what they count, until when (clock ms) they are reused. */
+  private readonly slowCounts = new Map<string, { until: number, value: unknown }>()
 
-  constructor (private readonly view: StatusView) {}
+  /** `clock`: a monotonic ms clock that times the counts (tests pass their own). */
+  constructor (private readonly view: StatusView, private readonly clock: () => number = () => performance.now()) {}
 
   build (): NodeStatus {
     const v = this.view
     const now = Date.now()
+    const tick = this.clock()
+    for (const [key, c] of this.slowCounts) if (c.until <= tick) this.slowCounts.delete(key)
     const ready = [...v.sessions()].filter(s => s.ready)
     return {
       peerId: v.peerId,
@@ -159,8 +174,9 @@ export class StatusBuilder {
       lastError: r.lastError ?? null
     }))
     // Peers named by peer exchange that were never dialed (more than the peer cap) have no record yet.
+    const listed = new Set(out.map(p => p.peerId))
     for (const [peerId, address] of v.learned()) {
-      if (out.some(p => p.peerId === peerId)) continue
+      if (listed.has(peerId)) continue
       out.push({ peerId, address, connected: false, since: null, bytesSent: 0, bytesReceived: 0, rttMs: null, shares: [], lastError: null })
     }
     return out
@@ -184,7 +200,7 @@ export class StatusBuilder {
       root: root.toString('hex'),
       inSyncWith: inSync ? with_.filter(p => { const r = p.roots.get(s.id); return r !== undefined && r.settled && r.root.equals(root) }).map(p => p.peerId) : [],
       peers: with_.map(p => p.peerId),
-      toFetch: s.pendingCount() === 0 ? [] : v.db.pendingBySource(s.id).map(r => ({ peerId: r.src, items: r.items, bytes: r.bytes })),
+      toFetch: s.pendingCount() === 0 ? [] : this.count(`pending\0${s.id}`, () => v.db.pendingBySource(s.id)).map(r => ({ peerId: r.src, items: r.items, bytes: r.bytes })),
       toSend: this.toSend(s.id, with_),
       ...counters,
       notAppliedIgnored: s.stats.notAppliedIgnored,
@@ -196,12 +212,25 @@ export class StatusBuilder {
   /** Connected peers sharing it, and peers that went away after acknowledging some of it. */
   private toSend (share: string, connected: PeerSession[]): PeerBacklog[] {
     const out: PeerBacklog[] = []
-    for (const p of connected) out.push({ peerId: p.peerId, ...this.view.db.unackedBy(p.peerId, share)! })
+    const db = this.view.db
+    for (const p of connected) out.push({ peerId: p.peerId, ...this.count(`unacked\0${p.peerId}\0${share}`, () => db.unackedBy(p.peerId, share))! })
     for (const peerId of this.view.activity.departed.keys()) {
-      const b = this.view.db.unackedBy(peerId, share, true)
+      const b = this.count(`unacked\0${peerId}\0${share}`, () => db.unackedBy(peerId, share, true))
       if (b !== null) out.push({ peerId, ...b })
     }
     return out.filter(b => b.items > 0)
+  }
+
+  /** `run()`, or what it answered last time if that took SLOW_COUNT_MS or more and was not long ago. */
+  private count<T> (key: string, run: () => T): T {
+    const cached = this.slowCounts.get(key)
+    const start = this.clock()
+    if (cached !== undefined && start < cached.until) return cached.value as T
+    const value = run()
+    const took = this.clock() - start
+    if (took >= SLOW_COUNT_MS) this.slowCounts.set(key, { until: start + took + Math.min(SLOW_COUNT_MAX_REUSE_MS, took * SLOW_COUNT_REUSE), value })
+    else this.slowCounts.delete(key)
+    return value
   }
 
   private totals (share: string, root: string, now: number): ItemsBytes {
