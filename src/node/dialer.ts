@@ -84,7 +84,7 @@ export class Dialer {
   /** Peers learned from a peer: dial those we are not connected to, up to MAX_PEERS, in random order. */
   onPeers (_session: PeerSession, peers: PeerAddress[]): void {
     const { sessions } = this.host
-    for (const p of peers) if (p.peerId !== this.host.peerId && this.learned.size < MAX_KNOWN_NODES) this.learned.set(p.peerId, `${p.ip}:${p.port}`)
+    for (const p of peers) if (p.peerId !== this.host.peerId && this.learned.size < MAX_KNOWN_NODES) this.learned.set(p.peerId, joinHostPort(p.ip, p.port))
     if (!this.host.peerExchange) return
     const fresh = peers.filter(p => p.peerId !== this.host.peerId && !sessions.has(p.peerId) && !this.learning.has(p.peerId) && !this.selfAddresses.has(joinHostPort(p.ip, p.port)))
     for (let i = fresh.length - 1; i > 0; i--) { const j = Math.floor(Math.random() * (i + 1)); [fresh[i], fresh[j]] = [fresh[j]!, fresh[i]!] }
