@@ -28,14 +28,6 @@ type Level = 'info' | 'warn' | 'error' | 'debug'
 /** Which lines --quiet keeps. */
 const QUIET_LEVELS = new Set<Level>(['warn', 'error'])
 
-/** An IPv6 host:port in the form --listen and --peer accept back: '[::1]:4001'. */
-export function bracketAddress (address: string): string {
-  const i = address.lastIndexOf(':')
-  if (i < 0 || address.startsWith('[')) return address
-  const host = address.slice(0, i)
-  return host.includes(':') ? `[${host}]:${address.slice(i + 1)}` : address
-}
-
 /** The printer of one process: lines gathered and written once per event-loop turn. */
 export interface LinePrinter {
   /** An event: JSON with --json, else `human` (if any) at the event's level. */
@@ -109,14 +101,9 @@ export function printNodeEvents (node: SwarmNode, out: LinePrinter): void {
   const p = (s: string) => printable(s, MAX_FIELD_CHARS)
   const from = (peer: string) => peer === node.peerId ? '' : ` from ${p(peer.slice(-SHORT_PEER_CHARS))}`
   const verbose = out.verbose
-  node.on('listening', e => {
-    const address = bracketAddress(e.address)
-    out.event('listening', 'info', { ...e, address }, `listening on ${address} (UDP, QUIC) as ${e.peerId}`)
-  })
-  node.on('peer-connected', e => {
-    const address = bracketAddress(e.address)
-    out.event('peer-connected', 'info', { ...e, address }, `peer connected: ${e.peerId} (${p(address)})`)
-  })
+  // Addresses come bracketed from the node ([::1]:4001), the form --listen and --peer accept back.
+  node.on('listening', e => out.event('listening', 'info', e, `listening on ${e.address} (UDP, QUIC) as ${e.peerId}`))
+  node.on('peer-connected', e => out.event('peer-connected', 'info', e, `peer connected: ${e.peerId} (${p(e.address)})`))
   node.on('peer-disconnected', e => out.event('peer-disconnected', 'info', e, `peer disconnected: ${e.peerId} (${p(e.reason)})`))
   // Lines of the burst in progress, by share and source; the node's summary ends the burst.
   const shownInBurst = new Map<string, number>()
